@@ -1,0 +1,1 @@
+"""Datasets: the embedded Animal-MNIST benchmark (and, at scale, latent datasets)."""

@@ -1,0 +1,88 @@
+"""Model checkpoints: safetensors weights with the model's config in the file's metadata. No pickle.
+
+One file holds everything needed to rebuild the model (`load_model(path)`), so a checkpoint can't be
+paired with the wrong config. Training checkpoints (optimizer, EMA, RNG) live in `sgbench.train`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+
+from sgbench.errors import SgbenchError
+from sgbench.models.sit import ModelConfig, SiT
+
+CONFIG_KEY = "sgbench_model_config"
+
+
+def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: a killed run never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def save_model(model: SiT, path: str | Path, *, dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
+    """Save weights (optionally cast, e.g. to float16 for shipping) and config (and `extra` info)."""
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    metadata = {CONFIG_KEY: json.dumps(model.config.to_dict())}
+    if extra:
+        metadata["sgbench_extra"] = json.dumps(extra)
+    atomic_save_safetensors(state, Path(path), metadata)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise SgbenchError(f"Checkpoint not found: {path} (expected a .safetensors file written by sgbench)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SgbenchError(f"Checkpoint {path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> SiT:
+    """Rebuild the model from the config stored in the file and load its weights (as float32)."""
+    path = Path(path)
+    meta = read_metadata(path)
+    if CONFIG_KEY not in meta:
+        raise SgbenchError(f"Checkpoint {path} has no sgbench model config in its metadata; was it written by sgbench?")
+    config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SgbenchError(f"Checkpoint {path} could not be read (truncated or corrupt?): {e}") from None
+    model = SiT(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong_shape:
+        parts = []
+        if missing:
+            parts.append(f"missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        if unexpected:
+            parts.append(f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''}")
+        if wrong_shape:
+            k = wrong_shape[0]
+            parts.append(f"shape of {k}: config needs {tuple(expected[k].shape)}, file has {tuple(state[k].shape)}")
+        raise SgbenchError(f"Checkpoint {path}: weights do not match its config ({'; '.join(parts)})")
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.to(device).eval()
+
+
+def load_extra(path: str | Path) -> dict:
+    """The `extra` dict saved with the model (training step, recipe name...), or {}."""
+    meta = read_metadata(path)
+    return json.loads(meta.get("sgbench_extra", "{}"))

@@ -1,0 +1,465 @@
+"""SiT/DiT backbone with token routing (TREAD) and token masking (MaskDiT).
+
+One transformer with adaLN-Zero conditioning (Peebles & Xie, 2023) that runs at any inference-time
+token sparsity gamma (DESIGN section 2):
+
+- routing: for each route (start, end), blocks start..end INCLUSIVE process only the kept tokens;
+  the dropped ones skip those blocks and are put back unchanged after block `end`.
+- masking: dropped tokens leave the encoder for good; a decoder sees a learned mask token in their
+  place (MaskDiT's encoder/decoder split).
+
+kept = N - floor(N * gamma) (the official TREAD router's rounding), and gamma = 0 is exactly the
+dense forward. Which tokens are kept comes from one CPU generator per sample, so a sample's selection
+never depends on the rest of its batch.
+
+The model predicts a velocity; guidance lives in `sgbench.guidance`, never here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from sgbench.errors import SgbenchError
+
+# ----------------------------------------------------------------------------------------------------
+# Configuration
+
+
+@dataclass(frozen=True)
+class Route:
+    """Tokens skip blocks start..end (inclusive, 0-based); `rate` is the training drop rate."""
+
+    start: int
+    end: int
+    rate: float = 0.5
+
+
+@dataclass(frozen=True)
+class Masking:
+    """MaskDiT: drop `rate` of the tokens before the encoder; a decoder restores the full set."""
+
+    rate: float = 0.5
+    decoder_depth: int = 8
+    decoder_width: int = 512
+    decoder_heads: int = 16
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    input_size: int  # spatial size of the model's input (latent or pixel), square
+    in_channels: int
+    patch_size: int
+    hidden_size: int
+    depth: int
+    num_heads: int
+    num_classes: int  # the null class (for guidance) gets index num_classes
+    mlp_ratio: float = 4.0
+    learn_sigma: bool = False  # DiT/SiT checkpoints output 2C channels; the second half is ignored
+    time_scale: float = 1000.0  # t in [0, 1] is multiplied by this before the sinusoidal embedding
+    routes: tuple[Route, ...] = ()
+    masking: Masking | None = None
+    name: str = "custom"
+
+    def __post_init__(self):
+        validate_config(self)
+
+    @property
+    def num_tokens(self) -> int:
+        return (self.input_size // self.patch_size) ** 2
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+
+    @property
+    def sparsity_kind(self) -> str:
+        """'routing', 'masking' or 'dense'."""
+        return "masking" if self.masking is not None else ("routing" if self.routes else "dense")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["routes"] = tuple(Route(**r) for r in d.get("routes", ()))
+        if d.get("masking") is not None:
+            d["masking"] = Masking(**d["masking"])
+        unknown = set(d) - {f for f in cls.__dataclass_fields__}
+        if unknown:
+            raise SgbenchError(f"Unknown model config keys {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
+
+
+def validate_config(cfg: ModelConfig) -> None:
+    if cfg.input_size % cfg.patch_size:
+        raise SgbenchError(f"input_size {cfg.input_size} is not divisible by patch_size {cfg.patch_size}")
+    if cfg.hidden_size % cfg.num_heads:
+        raise SgbenchError(f"hidden_size {cfg.hidden_size} is not divisible by num_heads {cfg.num_heads}")
+    if cfg.routes and cfg.masking is not None:
+        raise SgbenchError("A model uses either routing (routes) or masking, not both")
+    last_end = -1
+    for r in cfg.routes:
+        if not (0 <= r.start <= r.end < cfg.depth):
+            raise SgbenchError(
+                f"Route {r.start}..{r.end} is outside the model's blocks: expected 0 <= start <= end <= {cfg.depth - 1}"
+            )
+        if r.start <= last_end:
+            raise SgbenchError("Routes must be in block order and must not overlap")
+        last_end = r.end
+        check_rate(r.rate, "route rate")
+    if cfg.masking is not None:
+        check_rate(cfg.masking.rate, "masking rate")
+        if cfg.masking.decoder_width % cfg.masking.decoder_heads:
+            raise SgbenchError("masking decoder_width must be divisible by decoder_heads")
+
+
+def check_rate(gamma: float, what: str = "sparsity") -> None:
+    if not (0.0 <= float(gamma) < 1.0):
+        raise SgbenchError(f"Expected {what} in [0, 1) (the fraction of tokens dropped) but got {gamma}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Token selection
+
+
+def num_kept(num_tokens: int, gamma: float) -> int:
+    """kept = N - floor(N * gamma): the official TREAD router's rounding."""
+    return num_tokens - math.floor(num_tokens * gamma)
+
+
+def select_tokens(
+    batch: int, num_tokens: int, gamma: float, generators: list[torch.Generator] | None, device
+) -> torch.Tensor:
+    """Indices of the kept tokens, (batch, kept), sorted ascending.
+
+    Each sample's selection is a uniformly random subset drawn from its own generator (or from the
+    global RNG in training, where `generators` is None).
+    """
+    kept = num_kept(num_tokens, gamma)
+    if generators is None:
+        idx = torch.rand(batch, num_tokens, device=device).argsort(dim=1)[:, :kept]
+    else:
+        assert len(generators) == batch, "one generator per sample"
+        idx = torch.stack([torch.randperm(num_tokens, generator=g)[:kept] for g in generators]).to(device)
+    return idx.sort(dim=1).values
+
+
+def gather_tokens(h: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """h: (B, N, D), idx: (B, K) -> (B, K, D)."""
+    return torch.gather(h, 1, idx.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+
+
+def scatter_tokens(full: torch.Tensor, idx: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """Put part (B, K, D) back into a copy of full (B, N, D) at idx (B, K)."""
+    return full.scatter(1, idx.unsqueeze(-1).expand(-1, -1, full.shape[-1]), part)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Embedders
+
+
+def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
+    """Fixed 2D sine-cosine position embedding, (grid*grid, dim), as in MAE/DiT."""
+    assert dim % 4 == 0
+    omega = 1.0 / 10000 ** (np.arange(dim // 4, dtype=np.float64) / (dim / 4.0))
+    ys, xs = np.meshgrid(np.arange(grid, dtype=np.float64), np.arange(grid, dtype=np.float64), indexing="ij")
+
+    def embed_1d(pos):
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    # DiT's order: the first half embeds the width coordinate, the second the height coordinate.
+    emb = np.concatenate([embed_1d(xs), embed_1d(ys)], axis=1)
+    return torch.from_numpy(emb).float()
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, hidden_size: int, freq_dim: int = 256, time_scale: float = 1000.0):
+        super().__init__()
+        self.freq_dim, self.time_scale = freq_dim, time_scale
+        self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.freq_dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+        args = (t.float() * self.time_scale)[:, None] * freqs[None]
+        emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Blocks
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, D // self.num_heads).permute(2, 0, 3, 1, 4)
+        x = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, D/H)
+        return self.proj(x.transpose(1, 2).reshape(B, N, D))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class DiTBlock(nn.Module):
+    """Transformer block with adaLN-Zero conditioning on c (cond_dim may differ from dim)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, cond_dim: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
+        x = x + gate_msa.unsqueeze(1) * self.attn(modulate(self.norm1(x), shift_msa, scale_msa))
+        x = x + gate_mlp.unsqueeze(1) * self.mlp(modulate(self.norm2(x), shift_mlp, scale_mlp))
+        return x
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, patch_size: int, out_channels: int, cond_dim: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(dim, patch_size * patch_size * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 2 * dim))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass
+class Prefix:
+    """What every sparsity shares: tokens after the dense blocks before the first sparse one."""
+
+    h: torch.Tensor  # (B, N, D)
+    c: torch.Tensor  # (B, D) conditioning (timestep + class)
+    next_block: int  # index of the first block not yet run
+
+
+class SiT(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = cfg = config
+        D = cfg.hidden_size
+        self.x_embedder = nn.Conv2d(cfg.in_channels, D, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.t_embedder = TimestepEmbedder(D, time_scale=cfg.time_scale)
+        self.y_embedder = nn.Embedding(cfg.num_classes + 1, D)  # last row: the null class
+        grid = cfg.input_size // cfg.patch_size
+        self.register_buffer("pos_embed", sincos_pos_embed(D, grid)[None], persistent=False)
+        self.blocks = nn.ModuleList([DiTBlock(D, cfg.num_heads, cfg.mlp_ratio, D) for _ in range(cfg.depth)])
+        width = D
+        if cfg.masking is not None:
+            m = cfg.masking
+            width = m.decoder_width
+            self.decoder_embed = nn.Linear(D, width)
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
+            self.register_buffer("decoder_pos_embed", sincos_pos_embed(width, grid)[None], persistent=False)
+            self.decoder_blocks = nn.ModuleList(
+                [DiTBlock(width, m.decoder_heads, cfg.mlp_ratio, D) for _ in range(m.decoder_depth)]
+            )
+        self.final_layer = FinalLayer(width, cfg.patch_size, cfg.out_channels, D)
+        self.initialize_weights()
+
+    @property
+    def null_class(self) -> int:
+        return self.config.num_classes
+
+    def initialize_weights(self) -> None:
+        """DiT's initialisation: Xavier linears, zeroed adaLN modulation and output (adaLN-Zero)."""
+
+        def basic(module):
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+        self.apply(basic)
+        w = self.x_embedder.weight.data
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.x_embedder.bias)
+        nn.init.normal_(self.y_embedder.weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        for block in [*self.blocks, *getattr(self, "decoder_blocks", [])]:
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+        if self.config.masking is not None:
+            nn.init.normal_(self.mask_token, std=0.02)
+
+    # -- forward pieces ------------------------------------------------------------------------------
+
+    @property
+    def shared_prefix_depth(self) -> int:
+        """Blocks before the first sparse one: identical at every sparsity, so computable once."""
+        return self.config.routes[0].start if self.config.routes else 0
+
+    def prefix(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Prefix:
+        """Embed and run the dense blocks before the first route. x: (B, C, H, W), t: (B,), y: (B,)."""
+        h = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
+        c = self.t_embedder(t) + self.y_embedder(y)  # (B, D)
+        for block in self.blocks[: self.shared_prefix_depth]:
+            h = block(h, c)
+        return Prefix(h, c, self.shared_prefix_depth)
+
+    def suffix(
+        self,
+        prefix: Prefix,
+        *,
+        sparsity: float | None,
+        generators: list[torch.Generator] | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Everything after the shared prefix at one sparsity; returns the velocity (B, C, H, W).
+
+        sparsity: gamma for every route / the mask; None means each route's (or the mask's) training
+            rate. keep: explicit kept-token indices (B, K) for masking (the masked training loss needs
+            to know them); overrides sparsity and generators.
+        """
+        cfg = self.config
+        h, c = prefix.h, prefix.c
+        B, N, _ = h.shape
+        if cfg.masking is not None:
+            gamma = cfg.masking.rate if sparsity is None else sparsity
+            if keep is None and gamma > 0:
+                keep = select_tokens(B, N, gamma, generators, h.device)
+            if keep is not None:
+                h = gather_tokens(h, keep)
+            for block in self.blocks:
+                h = block(h, c)
+            h = self.decoder_embed(h)
+            if keep is not None:
+                h = scatter_tokens(self.mask_token.to(h.dtype).expand(B, N, -1), keep, h)
+            h = h + self.decoder_pos_embed
+            for block in self.decoder_blocks:
+                h = block(h, c)
+        else:
+            routes = {r.start: r for r in cfg.routes}
+            full, idx, route = None, None, None
+            for i in range(prefix.next_block, cfg.depth):
+                if i in routes:
+                    route = routes[i]
+                    gamma = route.rate if sparsity is None else sparsity
+                    if gamma > 0:
+                        idx = select_tokens(B, N, gamma, generators, h.device)
+                        full, h = h, gather_tokens(h, idx)
+                h = self.blocks[i](h, c)
+                if route is not None and i == route.end:
+                    if idx is not None:
+                        h = scatter_tokens(full, idx, h)  # dropped tokens come back unchanged
+                    full, idx, route = None, None, None
+        out = self.final_layer(h, c)  # (B, N, p*p*C_out)
+        return self.unpatchify(out)[:, : cfg.in_channels]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        sparsity: float | None = 0.0,
+        generators: list[torch.Generator] | None = None,
+        keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Velocity v(x_t, t, y; gamma). x: (B, C, H, W), t: (B,) in [0, 1], y: (B,) long."""
+        return self.suffix(self.prefix(x, t, y), sparsity=sparsity, generators=generators, keep=keep)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, p*p*C) -> (B, C, H, W)."""
+        p, g = self.config.patch_size, self.config.input_size // self.config.patch_size
+        C = x.shape[-1] // (p * p)
+        x = x.reshape(x.shape[0], g, g, p, p, C)
+        return torch.einsum("nhwpqc->nchpwq", x).reshape(x.shape[0], C, g * p, g * p)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Presets: DiT's sizes (S, B, L, XL with patch 2, 4, 8) for ImageNet-256 latents (32x32x4) and small
+# ones for the embedded Animal-MNIST benchmark (32x32x1 pixels).
+
+_SIZES = {  # name: (hidden_size, depth, num_heads)
+    "S": (384, 12, 6),
+    "B": (768, 12, 12),
+    "L": (1024, 24, 16),
+    "XL": (1152, 28, 16),
+}
+
+PRESETS: dict[str, ModelConfig] = {}
+for _family, _sigma in (("SiT", True), ("DiT", True)):
+    for _size, (_d, _depth, _heads) in _SIZES.items():
+        for _p in (2, 4, 8):
+            _name = f"{_family}-{_size}/{_p}"
+            PRESETS[_name] = ModelConfig(
+                input_size=32, in_channels=4, patch_size=_p, hidden_size=_d, depth=_depth, num_heads=_heads,
+                num_classes=1000, learn_sigma=_sigma, time_scale=1.0 if _family == "SiT" else 1000.0, name=_name,
+            )
+# Embedded benchmark: 32x32 grayscale, 10 classes, patch 4 -> 64 tokens.
+PRESETS["Animal-T/4"] = ModelConfig(
+    input_size=32, in_channels=1, patch_size=4, hidden_size=128, depth=8, num_heads=4, num_classes=10,
+    name="Animal-T/4",
+)
+PRESETS["Animal-S/4"] = ModelConfig(
+    input_size=32, in_channels=1, patch_size=4, hidden_size=192, depth=8, num_heads=6, num_classes=10,
+    name="Animal-S/4",
+)
+PRESETS["Tiny-test"] = ModelConfig(  # for tests: a few thousand parameters
+    input_size=8, in_channels=1, patch_size=2, hidden_size=32, depth=4, num_heads=2, num_classes=3, name="Tiny-test",
+)
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    """A preset config with fields replaced, e.g. preset('SiT-XL/2', routes=(Route(2, 24, 0.5),))."""
+    if name not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(name, PRESETS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise SgbenchError(f"Unknown model preset '{name}'.{hint} Available: {', '.join(PRESETS)}")
+    return replace(PRESETS[name], **overrides)
+
+
+def parse_route(spec: str, rate: float = 0.5) -> Route:
+    """'2:24' or '2:24:0.5' -> Route(2, 24, rate)."""
+    parts = spec.split(":")
+    try:
+        if len(parts) == 2:
+            return Route(int(parts[0]), int(parts[1]), rate)
+        if len(parts) == 3:
+            return Route(int(parts[0]), int(parts[1]), float(parts[2]))
+    except ValueError:
+        pass
+    raise SgbenchError(f"Expected a route as START:END or START:END:RATE (blocks inclusive, 0-based) but got '{spec}'")
