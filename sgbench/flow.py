@@ -51,15 +51,21 @@ def drop_labels(y: torch.Tensor, null_class: int, p: float) -> torch.Tensor:
     return torch.where(torch.rand(y.shape, device=y.device) < p, torch.full_like(y, null_class), y)
 
 
-def flow_matching_loss(model: SiT, x: torch.Tensor, y: torch.Tensor, *, sparsity: float | None = None) -> torch.Tensor:
+def _unwrap(model):
+    return getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
+
+
+def flow_matching_loss(
+    model, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, t: torch.Tensor,
+    *, sparsity: float | None = None, generators: list[torch.Generator] | None = None,
+) -> torch.Tensor:
     """Plain flow matching: E ||v_theta(x_t, t, y) - (x - z)||^2, mean over pixels and batch.
 
-    Used for dense and routed models (routing needs no auxiliary loss, TREAD / paper App. C);
-    sparsity=None trains each route at its own rate.
+    Used for dense and routed models (routing needs no auxiliary loss, TREAD / paper App. C).
+    sparsity=None trains each route at its own rate; z (noise) and t (B,) come from the caller so
+    that every sample's randomness can be seeded per sample.
     """
-    z = torch.randn_like(x)
-    t = torch.rand(x.shape[0], device=x.device)
-    v = model(interpolate(x, z, t), t, y, sparsity=sparsity)
+    v = model(interpolate(x, z, t), t, y, sparsity=sparsity, generators=generators)
     return (v.float() - target_velocity(x, z).float()).pow(2).mean()
 
 
@@ -72,27 +78,27 @@ def token_mask_to_pixels(keep: torch.Tensor, num_tokens: int, patch_size: int, g
     return visible.repeat_interleave(patch_size, 2).repeat_interleave(patch_size, 3)
 
 
-def masked_flow_matching_loss(model: SiT, x: torch.Tensor, y: torch.Tensor, *, mae_weight: float = 1.0) -> torch.Tensor:
+def masked_flow_matching_loss(
+    model, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, t: torch.Tensor,
+    *, mae_weight: float = 1.0, generators: list[torch.Generator] | None = None,
+) -> torch.Tensor:
     """MaskDiT's objective under flow matching (paper App. C, Eq. A4).
 
     L = ||(1 - M) * (v - v*)||^2 + lambda * (1 - t)^2 ||M * (v - v*)||^2, with M = 1 on masked tokens.
     The second term is the MAE reconstruction ||M * (x_hat - x)||^2 of Eq. A1, since
     x_hat - x = x_t + (1 - t) v - x = (1 - t)(v - v*). (Eq. A3 as printed drops the target v*; the
-    derivation from A1 keeps it.) Each term is averaged over its own tokens.
+    derivation from A1 keeps it.) Each term is averaged over its own pixels.
     """
-    cfg = model.config
+    cfg = _unwrap(model).config
     assert cfg.masking is not None, "masked loss needs a masking model"
     B, N = x.shape[0], cfg.num_tokens
-    z = torch.randn_like(x)
-    t = torch.rand(B, device=x.device)
-    keep = select_tokens(B, N, cfg.masking.rate, None, x.device)
+    keep = select_tokens(B, N, cfg.masking.rate, generators, x.device)
     v = model(interpolate(x, z, t), t, y, keep=keep)
     err = (v.float() - target_velocity(x, z).float()).pow(2)
     visible = token_mask_to_pixels(keep, N, cfg.patch_size, cfg.input_size // cfg.patch_size)
     masked = 1 - visible
-    kept = num_kept(N, cfg.masking.rate)
-    fm = (err * visible).sum() / (visible.sum() * x.shape[1]).clamp_min(1)
-    if kept == N:
+    fm = (err * visible).sum() / (visible.sum() * x.shape[1])
+    if num_kept(N, cfg.masking.rate) == N:
         return fm
-    mae = ((1 - _bcast(t, x)) ** 2 * err * masked).sum() / (masked.sum() * x.shape[1]).clamp_min(1)
+    mae = ((1 - _bcast(t, x)) ** 2 * err * masked).sum() / (masked.sum() * x.shape[1])
     return fm + mae_weight * mae

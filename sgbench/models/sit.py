@@ -18,7 +18,7 @@ The model predicts a velocity; guidance lives in `sgbench.guidance`, never here.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -441,7 +441,7 @@ PRESETS["Tiny-test"] = ModelConfig(  # for tests: a few thousand parameters
 )
 
 
-def preset(name: str, **overrides) -> ModelConfig:
+def preset(name: str, /, **overrides) -> ModelConfig:
     """A preset config with fields replaced, e.g. preset('SiT-XL/2', routes=(Route(2, 24, 0.5),))."""
     if name not in PRESETS:
         import difflib

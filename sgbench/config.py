@@ -1,0 +1,167 @@
+"""Recipes: YAML files -> frozen dataclasses, strictly (an unknown key is an error, never ignored).
+
+A training recipe has four sections:
+
+    name: animal-routed
+    model: {preset: Animal-T/4, routes: [[2, 5, 0.5]]}     # or masking: {rate: 0.5, decoder_depth: 2, ...}
+    data:  {dataset: animal_mnist, split: all}
+    train: {steps: 2400, batch_size: 128, lr: 3.0e-4, ...}
+    out: runs/train/animal-routed
+
+Overrides on the command line use dotted keys: `train.steps=100 model.routes=[[2,5,0.25]]`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sgbench.errors import SgbenchError
+from sgbench.models.sit import Masking, ModelConfig, Route, preset
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RECIPES_DIR = REPO_ROOT / "recipes"
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    preset: str
+    routes: tuple[tuple[int, int, float], ...] = ()  # (start, end inclusive, training drop rate)
+    masking: dict | None = None  # Masking fields: rate, decoder_depth, decoder_width, decoder_heads
+    overrides: dict = field(default_factory=dict)  # other ModelConfig fields, e.g. {hidden_size: 96}
+
+    def build(self) -> ModelConfig:
+        routes = tuple(Route(int(s), int(e), float(r)) for s, e, r in self.routes)
+        masking = None
+        if self.masking is not None:
+            masking = strict_dataclass(Masking, self.masking, "model.masking")
+        name = self.preset
+        if routes:
+            name += " route " + ",".join(f"{r.start}..{r.end}@{r.rate:g}" for r in routes)
+        if masking is not None:
+            name += f" mask@{masking.rate:g}"
+        return preset(self.preset, routes=routes, masking=masking, name=name, **self.overrides)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    dataset: str = "animal_mnist"  # 'animal_mnist' (embedded) or 'latents' (an npz with latents, labels)
+    split: str = "all"
+    path: str | None = None  # for 'latents'
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    steps: int = 1000
+    batch_size: int = 128  # global batch, split evenly over processes
+    lr: float = 1e-4  # AdamW, constant after warmup (paper App. A.2)
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    ema_decay: float = 0.9999
+    class_dropout: float = 0.1  # labels replaced by the null class, for CFG
+    mae_weight: float = 1.0  # lambda of the masked reconstruction term (masking only, App. C)
+    seed: int = 0
+    log_every: int = 50
+    ckpt_every: int = 500
+    sample_every: int = 0  # 0: only at the end
+    snapshots: tuple[int, ...] = ()  # steps at which to keep EMA weights (autoguidance guides)
+    precision: str = "bf16"  # autocast on CUDA; the CPU always trains in float32
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    name: str
+    model: ModelSection
+    data: DataSection
+    train: TrainSection
+    out: str
+
+
+def strict_dataclass(cls, values: Any, where: str):
+    """Build dataclass `cls` from a mapping, refusing unknown keys with the list of allowed ones."""
+    if not isinstance(values, dict):
+        raise SgbenchError(f"Expected a mapping for '{where}' but got {type(values).__name__}")
+    allowed = [f.name for f in fields(cls)]
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise SgbenchError(f"Unknown key(s) {', '.join(where + '.' + k for k in unknown)}; allowed: {', '.join(allowed)}")
+    kwargs = {}
+    for f in fields(cls):
+        if f.name in values:
+            v = values[f.name]
+            kwargs[f.name] = _coerce(v, str(f.type), f"{where}.{f.name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise SgbenchError(f"Bad '{where}': {e}") from None
+
+
+_SCALARS = {"float": float, "int": int, "str": str, "bool": bool}
+
+
+def _coerce(v: Any, type_name: str, where: str) -> Any:
+    """Make YAML values fit the field's annotation ('1e-3' is a str in YAML 1.1; lists become tuples)."""
+    try:
+        if type_name in _SCALARS and v is not None:
+            if type_name == "bool" and not isinstance(v, bool):
+                raise ValueError
+            return _SCALARS[type_name](v)
+        if type_name.startswith("tuple[") and isinstance(v, (list, tuple)):
+            inner = type_name[len("tuple[") : -1].split(", ")[0]
+            return tuple(_coerce(x, inner, where) if not isinstance(x, list) else tuple(x) for x in v)
+    except (TypeError, ValueError):
+        raise SgbenchError(f"Expected {where} to be {type_name} but got {v!r}") from None
+    return v
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply `a.b=value` overrides (values parsed as YAML) to a nested dict, in place."""
+    for item in overrides:
+        if "=" not in item:
+            raise SgbenchError(f"Expected an override as key=value (e.g. train.steps=100) but got '{item}'")
+        key, value = item.split("=", 1)
+        node = raw
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise SgbenchError(f"Override '{key}': '{p}' is not a section")
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecipe:
+    path = Path(path)
+    if not path.is_file():
+        raise SgbenchError(f"Recipe not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    raw = apply_overrides(raw, list(overrides))
+    allowed = {"name", "model", "data", "train", "out"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise SgbenchError(f"Unknown recipe section(s) {unknown} in {path}; allowed: {sorted(allowed)}")
+    if "model" not in raw:
+        raise SgbenchError(f"Recipe {path} has no 'model' section")
+    recipe = TrainRecipe(
+        name=str(raw.get("name", path.stem)),
+        model=strict_dataclass(ModelSection, raw["model"], "model"),
+        data=strict_dataclass(DataSection, raw.get("data", {}), "data"),
+        train=strict_dataclass(TrainSection, raw.get("train", {}), "train"),
+        out=str(raw.get("out", f"runs/train/{raw.get('name', path.stem)}")),
+    )
+    recipe.model.build()  # validates routes / rates before any training starts
+    t = recipe.train
+    if t.steps <= 0 or t.batch_size <= 0:
+        raise SgbenchError(f"Expected train.steps and train.batch_size > 0 but got {t.steps} and {t.batch_size}")
+    if not 0.0 <= t.class_dropout < 1.0:
+        raise SgbenchError(f"Expected train.class_dropout in [0, 1) but got {t.class_dropout}")
+    return recipe
+
+
+def recipe_to_dict(recipe) -> dict:
+    return dataclasses.asdict(recipe)

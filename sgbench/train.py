@@ -1,0 +1,279 @@
+"""Training: flow matching for dense, routed (TREAD) and masked (MaskDiT) backbones.
+
+    sgbench train recipes/animal/routed.yaml                       # one process
+    torchrun --nproc_per_node 2 -m sgbench.cli train RECIPE.yaml   # DDP (gloo on CPU, nccl on GPU)
+
+Everything random in step s is drawn per sample from seeds (recipe seed, step, global sample index),
+and the data order is a per-epoch permutation seeded by (seed, epoch). So a step's batch does not
+depend on the number of processes or on where a run was resumed: N steps straight and N/2 + kill +
+resume N/2 give identical weights, and 1 or 2 processes with the same global batch give the same
+result up to float summation order.
+
+Outputs in the recipe's `out` directory:
+    checkpoint.safetensors      model, EMA, AdamW state and step (written atomically; --resume reads it)
+    model.safetensors           EMA weights + model config (what `sgbench sample` loads)
+    snapshots/ema-step{N}.safetensors   EMA weights at chosen steps (autoguidance guides)
+    grid-step{N}.png, train_log.jsonl, recipe.yaml
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+
+from sgbench import seeding
+from sgbench.config import TrainRecipe, recipe_to_dict
+from sgbench.errors import SgbenchError
+from sgbench.flow import drop_labels, flow_matching_loss, masked_flow_matching_loss
+from sgbench.models.checkpoint import atomic_save_safetensors, save_model
+from sgbench.models.sit import SiT
+
+# ----------------------------------------------------------------------------------------------------
+# Data
+
+
+def load_training_data(recipe: TrainRecipe) -> tuple[torch.Tensor, torch.Tensor]:
+    """All training images (N, C, H, W) float32 in model space, and labels (N,) long."""
+    d = recipe.data
+    if d.dataset == "animal_mnist":
+        from sgbench.data.animal import load_animal_mnist, to_model_space
+
+        images, labels = load_animal_mnist(d.split)
+        return to_model_space(images), torch.from_numpy(labels).long()
+    if d.dataset == "latents":
+        if not d.path or not Path(d.path).is_file():
+            raise SgbenchError(
+                f"data.dataset 'latents' needs data.path: an npz with 'latents' (N, C, H, W) and 'labels' (N,); got {d.path}"
+            )
+        with np.load(d.path) as f:
+            if "latents" not in f or "labels" not in f:
+                raise SgbenchError(f"{d.path}: expected keys 'latents' and 'labels' but found {sorted(f.files)}")
+            return torch.from_numpy(f["latents"]).float(), torch.from_numpy(f["labels"]).long()
+    raise SgbenchError(f"Unknown data.dataset '{d.dataset}'; expected 'animal_mnist' or 'latents'")
+
+
+def batch_indices(seed: int, step: int, batch_size: int, num_items: int) -> np.ndarray:
+    """Dataset indices of global batch `step`: consecutive slices of per-epoch permutations."""
+    start = step * batch_size
+    out = []
+    for pos in range(start, start + batch_size):
+        epoch, j = divmod(pos, num_items)
+        if not out or epoch != out[-1][0]:
+            perm = np.random.default_rng(seeding.derive_seed(seed, seeding.TRAIN, epoch)).permutation(num_items)
+            out.append((epoch, perm, []))
+        out[-1][2].append(perm[j])
+    return np.concatenate([np.asarray(idx) for _, _, idx in out])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Distributed helpers
+
+
+def dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def maybe_init_distributed(device: torch.device) -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checkpoints (safetensors; the AdamW state flattened into named tensors)
+
+
+def save_checkpoint(path: Path, step: int, model: SiT, ema: SiT, opt: torch.optim.Optimizer, recipe: TrainRecipe) -> None:
+    tensors = {f"model.{k}": v.detach().cpu() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().cpu() for k, v in ema.state_dict().items()})
+    for i, p in enumerate(model.parameters()):
+        state = opt.state.get(p, {})
+        for name in ("exp_avg", "exp_avg_sq", "step"):
+            if name in state:
+                tensors[f"opt.{i}.{name}"] = torch.as_tensor(state[name]).detach().cpu().reshape(-1) if name == "step" else state[name].detach().cpu()
+    meta = {"step": str(step), "recipe": json.dumps(recipe_to_dict(recipe)), "model_config": json.dumps(model.config.to_dict())}
+    atomic_save_safetensors(tensors, path, meta)
+
+
+def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for truncated files
+        raise SgbenchError(f"Cannot resume: {path} is not a readable checkpoint ({e})") from None
+    if json.loads(meta["model_config"]) != json.loads(json.dumps(model.config.to_dict())):
+        raise SgbenchError(f"Cannot resume: {path} was written for another model config than this recipe's")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    for i, p in enumerate(model.parameters()):
+        if f"opt.{i}.exp_avg" in tensors:
+            opt.state[p] = {
+                "step": tensors[f"opt.{i}.step"].reshape(()).clone(),
+                "exp_avg": tensors[f"opt.{i}.exp_avg"].to(p.device),
+                "exp_avg_sq": tensors[f"opt.{i}.exp_avg_sq"].to(p.device),
+            }
+    return int(meta["step"])
+
+
+# ----------------------------------------------------------------------------------------------------
+# The loop
+
+
+@torch.no_grad()
+def update_ema(ema: SiT, model: SiT, decay: float) -> None:
+    for pe, pm in zip(ema.parameters(), model.parameters()):
+        pe.lerp_(pm.detach(), 1.0 - decay)
+
+
+def train(
+    recipe: TrainRecipe,
+    *,
+    resume: bool = False,
+    device: str = "cpu",
+    stop_after: int | None = None,  # stop (as if killed) after this many steps; for tests and time boxes
+    progress: bool = True,
+) -> Path:
+    """Train `recipe`; returns the output directory. Resumable, DDP-aware (launch with torchrun)."""
+    dev = torch.device(device)
+    maybe_init_distributed(dev)
+    rank, world = dist_info()
+    t_cfg = recipe.train
+    if t_cfg.batch_size % world:
+        raise SgbenchError(f"train.batch_size {t_cfg.batch_size} must be divisible by the number of processes {world}")
+    out = Path(recipe.out)
+    ckpt_path = out / "checkpoint.safetensors"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if ckpt_path.exists() and not resume:
+            raise SgbenchError(f"{ckpt_path} exists: pass --resume to continue it, or choose another out directory")
+        (out / "recipe.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(recipe_to_dict(recipe))), sort_keys=False))
+
+    config = recipe.model.build()
+    torch.manual_seed(t_cfg.seed)  # initial weights
+    model = SiT(config).to(dev)
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    opt = torch.optim.AdamW(model.parameters(), lr=t_cfg.lr, betas=tuple(t_cfg.betas), weight_decay=t_cfg.weight_decay)
+    step = 0
+    if resume:
+        if not ckpt_path.exists():
+            raise SgbenchError(f"--resume: no checkpoint at {ckpt_path}")
+        step = load_checkpoint(ckpt_path, model, ema, opt)
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+
+    images, labels = load_training_data(recipe)
+    if tuple(images.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
+        raise SgbenchError(
+            f"Data of shape {tuple(images.shape[1:])} does not fit the model's input "
+            f"{(config.in_channels, config.input_size, config.input_size)}"
+        )
+    if int(labels.max()) >= config.num_classes:
+        raise SgbenchError(f"The data has labels up to {int(labels.max())} but the model has {config.num_classes} classes")
+    per_rank = t_cfg.batch_size // world
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" and t_cfg.precision == "bf16" else nullcontext()
+    )
+    log = open(out / "train_log.jsonl", "a") if rank == 0 else None
+    last_step = t_cfg.steps if stop_after is None else min(t_cfg.steps, step + stop_after)
+    bar = _progress(progress and rank == 0, recipe.name, step, t_cfg.steps)
+    t0, seen = time.time(), 0
+    while step < last_step:
+        idx = batch_indices(t_cfg.seed, step, t_cfg.batch_size, len(images))[rank * per_rank : (rank + 1) * per_rank]
+        gidx = range(rank * per_rank, (rank + 1) * per_rank)  # global sample positions within the batch
+        gens = [seeding.generator(t_cfg.seed, seeding.TRAIN, step, j) for j in gidx]
+        x, y = images[idx].to(dev), labels[idx].to(dev)
+        z = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(dev)
+        t = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev)
+        drop = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev) < t_cfg.class_dropout
+        y = torch.where(drop, torch.full_like(y, config.num_classes), y)
+        lr = t_cfg.lr * min(1.0, (step + 1) / t_cfg.warmup_steps) if t_cfg.warmup_steps else t_cfg.lr
+        for group in opt.param_groups:
+            group["lr"] = lr
+        with autocast:
+            if config.masking is not None:
+                loss = masked_flow_matching_loss(net, x, y, z, t, mae_weight=t_cfg.mae_weight, generators=gens)
+            else:
+                loss = flow_matching_loss(net, x, y, z, t, sparsity=None, generators=gens)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        update_ema(ema, model, t_cfg.ema_decay)
+        step += 1
+        seen += t_cfg.batch_size
+        loss_value = _global_mean(loss.detach())
+        if rank == 0:
+            ips = seen / max(time.time() - t0, 1e-9)
+            bar.update(step, loss_value, ips)
+            if step % t_cfg.log_every == 0 or step == last_step:
+                log.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "images_per_s": ips, "time": time.time()}) + "\n")
+                log.flush()
+            if step in t_cfg.snapshots:
+                save_model(ema, out / "snapshots" / f"ema-step{step}.safetensors", extra={"step": step, "recipe": recipe.name})
+            if t_cfg.sample_every and step % t_cfg.sample_every == 0:
+                _write_grid(ema, out / f"grid-step{step}.png")
+            if step % t_cfg.ckpt_every == 0 or step == last_step:
+                save_checkpoint(ckpt_path, step, model, ema, opt, recipe)
+        if world > 1:
+            dist.barrier()
+    bar.close()
+    if rank == 0 and step == t_cfg.steps:
+        save_model(ema, out / "model.safetensors", extra={"step": step, "recipe": recipe.name})
+        _write_grid(ema, out / f"grid-step{step}.png")
+    if log is not None:
+        log.close()
+    return out
+
+
+def _global_mean(x: torch.Tensor) -> float:
+    if dist.is_available() and dist.is_initialized():
+        x = x.clone()
+        dist.all_reduce(x)
+        x /= dist.get_world_size()
+    return float(x)
+
+
+def _write_grid(model: SiT, path: Path) -> None:
+    """An unguided 10-step preview grid: one row per class (at most 10 classes, 8 samples each)."""
+    from sgbench.sampling import preview_grid
+
+    preview_grid(model, path)
+
+
+class _progress:
+    """A rich progress bar with loss and images/s, or nothing."""
+
+    def __init__(self, enabled: bool, name: str, start: int, total: int):
+        self.enabled = enabled and not os.environ.get("SGBENCH_NO_PROGRESS")
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.p = Progress(
+                TextColumn(f"train {name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+            )
+            self.task = self.p.add_task("train", total=total, completed=start, info="")
+            self.p.start()
+
+    def update(self, step: int, loss: float, ips: float) -> None:
+        if self.enabled:
+            self.p.update(self.task, completed=step, info=f"loss {loss:.4f}  {ips:.0f} img/s")
+
+    def close(self) -> None:
+        if self.enabled:
+            self.p.stop()
