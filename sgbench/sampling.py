@@ -221,7 +221,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     from sgbench.models.checkpoint import load_model
 
     if config.num < 1 or config.batch_size < 1:
-        raise SgbenchError(f"Expected --num >= 1 and --batch-size >= 1 but got {config.num} and {config.batch_size}")
+        raise SgbenchError(f"Expected --num-samples >= 1 and --batch-size >= 1 but got {config.num} and {config.batch_size}")
     if config.labels not in ("balanced", "random"):
         raise SgbenchError(f"Expected --labels balanced or random but got '{config.labels}'")
     check_solver(config.solver, config.steps)

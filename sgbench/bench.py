@@ -1,0 +1,209 @@
+"""`sgbench bench`: every guidance configuration of a recipe on the same backbones, sampled,
+evaluated and put in one leaderboard. The main job.
+
+A bench recipe (recipes/bench/animal.yaml is the embedded benchmark):
+
+    name: animal
+    backbones:
+      routed: {checkpoint: sgbench/assets/animal-routed.safetensors,
+               guides: {early: sgbench/assets/animal-routed-step300.safetensors}}
+    configs:
+      - {label: CFG, guidance: cfg, scale: 2.0}
+      - {label: AG,  guidance: ag,  scale: 2.0, guide: early}   # guide: a name from the backbone's guides
+      - {label: SG,  guidance: sg,  gs: 0.5, gw: 0.9, scale: 1.5}
+    sampling: {num: 500, batch_size: 250, steps: 40, solver: euler, seed: 0}
+    eval: {extractor: animal, ref: animal-all}
+    quick: {backbones: [routed], configs: [unguided, CFG, SG], num: 200}   # what --quick keeps
+    out: runs/bench/animal
+
+Every cell is an ordinary run directory (out/<backbone>/<label>), so a rerun skips finished cells and
+resumes a killed one, and `sgbench compare` reads them like any other run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from sgbench.config import REPO_ROOT, strict_dataclass
+from sgbench.errors import SgbenchError
+from sgbench.sampling import SampleConfig, sample_run
+
+DEFAULT_RECIPE = REPO_ROOT / "recipes" / "bench" / "animal.yaml"
+
+
+@dataclass(frozen=True)
+class Backbone:
+    checkpoint: str
+    guides: dict = field(default_factory=dict)  # name -> checkpoint
+
+
+@dataclass(frozen=True)
+class Sampling:
+    num: int = 500
+    batch_size: int = 250
+    steps: int = 40
+    solver: str = "euler"
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    extractor: str = "animal"
+    ref: str = "animal-all"
+
+
+@dataclass(frozen=True)
+class Quick:
+    backbones: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
+    num: int = 200
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One guidance configuration: label, method, its parameters, and the guide it needs (if any)."""
+
+    label: str
+    guidance: str
+    params: dict
+    guide: str | None = None
+
+
+@dataclass(frozen=True)
+class BenchRecipe:
+    name: str
+    backbones: dict[str, Backbone]
+    configs: tuple[Cell, ...]
+    sampling: Sampling
+    eval: Evaluation
+    quick: Quick
+    out: str
+
+
+def _resolve(path: str) -> str:
+    """Paths in recipes are relative to the repository root unless absolute."""
+    p = Path(path)
+    return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
+
+
+def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
+    path = Path(path) if path else DEFAULT_RECIPE
+    if not path.is_file():
+        raise SgbenchError(f"Bench recipe not found: {path}")
+    raw = yaml.safe_load(path.read_text()) or {}
+    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise SgbenchError(f"Unknown bench recipe section(s) {unknown} in {path}; allowed: {sorted(allowed)}")
+    if not raw.get("backbones") or not raw.get("configs"):
+        raise SgbenchError(f"Bench recipe {path} needs 'backbones' and 'configs'")
+    backbones = {name: strict_dataclass(Backbone, b, f"backbones.{name}") for name, b in raw["backbones"].items()}
+    cells = []
+    for i, c in enumerate(raw["configs"]):
+        c = dict(c)
+        if "guidance" not in c:
+            raise SgbenchError(f"configs[{i}] needs a 'guidance' (a method name)")
+        guidance = c.pop("guidance")
+        label = str(c.pop("label", guidance))
+        guide = c.pop("guide", None)
+        cells.append(Cell(label=label, guidance=guidance, params=c, guide=guide))
+    labels = [c.label for c in cells]
+    if len(set(labels)) != len(labels):
+        raise SgbenchError(f"Config labels must be unique; got {labels}")
+    recipe = BenchRecipe(
+        name=str(raw.get("name", path.stem)),
+        backbones=backbones,
+        configs=tuple(cells),
+        sampling=strict_dataclass(Sampling, raw.get("sampling", {}), "sampling"),
+        eval=strict_dataclass(Evaluation, raw.get("eval", {}), "eval"),
+        quick=strict_dataclass(Quick, raw.get("quick", {}), "quick"),
+        out=str(raw.get("out", f"runs/bench/{path.stem}")),
+    )
+    _validate(recipe)
+    return recipe
+
+
+def _validate(recipe: BenchRecipe) -> None:
+    """Fail before any sampling: unknown methods, bad parameters, missing guides or checkpoints."""
+    from sgbench.guidance import build_guidance
+
+    for name, backbone in recipe.backbones.items():
+        for cell in recipe.configs:
+            method = build_guidance(cell.guidance, **cell.params)
+            if method.needs_guide and (cell.guide is None or cell.guide not in backbone.guides):
+                raise SgbenchError(
+                    f"Config '{cell.label}' ({cell.guidance}) needs a guide: set guide: to one of "
+                    f"{sorted(backbone.guides) or 'the guides of backbone ' + name + ' (none defined)'}"
+                )
+    for name in recipe.quick.backbones:
+        if name not in recipe.backbones:
+            raise SgbenchError(f"quick.backbones names '{name}', which is not a backbone ({sorted(recipe.backbones)})")
+    for label in recipe.quick.configs:
+        if label not in [c.label for c in recipe.configs]:
+            raise SgbenchError(f"quick.configs names '{label}', which is not a config label")
+
+
+def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) -> list[tuple[str, Cell, SampleConfig]]:
+    """The (backbone, cell, sample config) of every run the bench makes, in order."""
+    s = recipe.sampling
+    backbones = list(recipe.quick.backbones or recipe.backbones) if quick else list(recipe.backbones)
+    cells = [c for c in recipe.configs if not quick or not recipe.quick.configs or c.label in recipe.quick.configs]
+    num = recipe.quick.num if quick else s.num
+    root = Path(out or recipe.out) / ("quick" if quick else "full")
+    runs = []
+    for bname in backbones:
+        b = recipe.backbones[bname]
+        for cell in cells:
+            guide = _resolve(b.guides[cell.guide]) if cell.guide else None
+            config = SampleConfig(
+                checkpoint=_resolve(b.checkpoint), out=str(root / bname / cell.label.replace("+", "_").replace("/", "_")),
+                guidance=cell.guidance, guidance_params=dict(cell.params), guide=guide, num=num,
+                batch_size=min(s.batch_size, num), steps=s.steps, solver=s.solver, seed=s.seed, device=s.device,
+            )
+            runs.append((bname, cell, config))
+    return runs
+
+
+def _has_metrics(run_dir: Path, extractor: str, ref: str) -> bool:
+    path = run_dir / "metrics.json"
+    if not path.is_file() or not (run_dir / "samples.npz").is_file():
+        return False
+    records = json.loads(path.read_text()).get("records", [])
+    return any(r["metric"] == "fid" and r["extractor"] == extractor and r["reference"] == ref for r in records)
+
+
+def _fresh(run_dir: Path, config: SampleConfig) -> bool:
+    """True when run_dir already holds exactly this configuration's samples."""
+    ident = run_dir / "sample_config.json"
+    return (run_dir / "samples.npz").is_file() and ident.is_file() and json.loads(ident.read_text()) == json.loads(
+        json.dumps(config.identity())
+    )
+
+
+def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None, progress: bool = True, log=print) -> list[Path]:
+    """Sample and evaluate every cell (skipping finished ones); returns the run directories."""
+    from sgbench.metrics.evaluate import evaluate
+
+    runs = plan(recipe, quick=quick, out=out)
+    dirs = []
+    t0 = time.time()
+    for k, (bname, cell, config) in enumerate(runs, 1):
+        run_dir = Path(config.out)
+        head = f"[{k}/{len(runs)}] {bname} · {cell.label}"
+        if _fresh(run_dir, config) and _has_metrics(run_dir, recipe.eval.extractor, recipe.eval.ref):
+            log(f"{head}: done already, skipped")
+        else:
+            if not _fresh(run_dir, config):
+                log(f"{head}: sampling {config.num} with {cell.guidance} {cell.params or ''}")
+                sample_run(config, progress=progress)
+            log(f"{head}: evaluating ({recipe.eval.extractor} features vs {recipe.eval.ref})")
+            evaluate(run_dir, recipe.eval.ref, recipe.eval.extractor)
+        dirs.append(run_dir)
+    log(f"bench {recipe.name}{' --quick' if quick else ''}: {len(runs)} runs in {time.time() - t0:.0f} s")
+    return dirs

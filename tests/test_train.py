@@ -1,0 +1,114 @@
+"""Training: recipes are strict, a killed run resumes exactly, 2 processes equal 1."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from sgbench.config import load_train_recipe
+from sgbench.errors import SgbenchError
+from sgbench.models.checkpoint import load_model
+from sgbench.train import batch_indices, train
+
+TINY = {
+    "name": "tiny",
+    "model": {"preset": "Tiny-test", "routes": [[1, 2, 0.5]], "overrides": {"input_size": 32, "patch_size": 8, "num_classes": 10}},
+    "data": {"dataset": "animal_mnist", "split": "test"},
+    "train": {"steps": 4, "batch_size": 8, "lr": "1e-3", "ckpt_every": 2, "snapshots": [2], "ema_decay": 0.9},
+}
+
+
+def write_recipe(tmp_path: Path, name="r.yaml", **changes) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load(yaml.safe_dump(TINY))
+    raw["out"] = str(tmp_path / "out")
+    for section, values in changes.items():
+        raw[section].update(values)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def weights(out: Path) -> dict:
+    return load_model(out / "model.safetensors").state_dict()
+
+
+def assert_same(a: dict, b: dict, atol=0.0):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=atol, msg=k)
+
+
+def test_recipes_in_the_repository_are_valid():
+    for path in sorted(Path(__file__).parents[1].glob("recipes/*/*.yaml")):
+        if path.parent.name in ("animal", "imagenet"):
+            load_train_recipe(path).model.build()
+
+
+@pytest.mark.parametrize("kind", ["routing", "masking", "dense"])
+def test_killed_run_resumes_to_identical_weights(tmp_path, kind):
+    model = {"routing": {}, "dense": {"routes": []}, "masking": {"routes": [], "masking": {"rate": 0.5, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2}}}[kind]
+    straight = load_train_recipe(write_recipe(tmp_path / "a", model=model))
+    train(straight, progress=False)
+    halves = load_train_recipe(write_recipe(tmp_path / "b", model=model))
+    train(halves, progress=False, stop_after=2)
+    assert not (Path(halves.out) / "model.safetensors").exists()
+    train(halves, resume=True, progress=False)
+    assert_same(weights(Path(straight.out)), weights(Path(halves.out)))
+    assert (Path(halves.out) / "snapshots" / "ema-step2.safetensors").exists()
+
+
+def test_data_order_is_a_permutation_per_epoch():
+    seen = [batch_indices(0, s, 7, 20) for s in range(6)]  # 42 positions = 2 epochs + 2
+    flat = [int(i) for b in seen for i in b]
+    assert sorted(flat[:20]) == list(range(20)) and sorted(flat[20:40]) == list(range(20))
+
+
+def test_restarting_without_resume_is_refused(tmp_path):
+    recipe = load_train_recipe(write_recipe(tmp_path))
+    train(recipe, progress=False, stop_after=1)
+    with pytest.raises(SgbenchError, match="pass --resume"):
+        train(recipe, progress=False)
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"train": {"stepz": 3}}, r"Unknown key\(s\) train.stepz; allowed: steps"),
+        ({"model": {"routes": [[1, 9, 0.5]]}}, "outside the model's blocks"),
+        ({"model": {"routes": [[1, 2, 1.5]]}}, r"in \[0, 1\)"),
+        ({"train": {"lr": "fast"}}, "Expected train.lr to be float"),
+        ({"data": {"dataset": "imagenet"}}, "Unknown data.dataset 'imagenet'"),
+    ],
+)
+def test_bad_recipes_fail_before_training(tmp_path, changes, message):
+    with pytest.raises(SgbenchError, match=message):
+        train(load_train_recipe(write_recipe(tmp_path, **changes)), progress=False)
+    assert not (tmp_path / "out" / "checkpoint.safetensors").exists()
+
+
+def test_overrides_and_unknown_sections(tmp_path):
+    recipe = load_train_recipe(write_recipe(tmp_path), ["train.steps=7", "model.routes=[[0, 1, 0.25]]"])
+    assert recipe.train.steps == 7 and recipe.model.routes == ((0, 1, 0.25),)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "optimizer": {}}))
+    with pytest.raises(SgbenchError, match=r"Unknown recipe section\(s\) \['optimizer'\]"):
+        load_train_recipe(path)
+
+
+@pytest.mark.slow
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
+    one = load_train_recipe(write_recipe(tmp_path / "1"))
+    train(one, progress=False)
+    two_dir = tmp_path / "2"
+    path = write_recipe(two_dir)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+           "-m", "sgbench.cli", "train", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # Same data, noise, times and token selections; only the gradient summation order differs.
+    assert_same(weights(Path(one.out)), weights(two_dir / "out"), atol=1e-5)
