@@ -1,0 +1,94 @@
+"""`sgbench speed`: wall time of one guided sampling step per method, next to its analytic GFLOPs.
+
+A benchmark, not a test: random weights (timing does not depend on them), one warm-up, the median
+of a few repeats. The ratios to cfg are what matters (the paper's claim: SG 0.5/0.9 costs 0.427 of a
+CFG step in FLOPs, about 0.39 with the shared prefix).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Sequence
+
+import torch
+
+from sgbench.flops import forward_gflops, step_ops
+from sgbench.guidance.base import GuidanceMethod, Models, run_branches
+from sgbench.models.sit import ModelConfig, SiT
+
+
+def _median_seconds(fn, repeats: int, device: str) -> float:
+    def once() -> float:
+        start = time.perf_counter()
+        fn()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    once()  # warm-up
+    return statistics.median(once() for _ in range(repeats))
+
+
+def _unshared_step(method: GuidanceMethod, models: Models, x: torch.Tensor, t: float, labels: torch.Tensor):
+    """The same step with every branch as its own full forward (for timing only: token draws differ)."""
+    outs = [run_branches(models, [b], x, t, step=0, labels=labels, indices=range(x.shape[0]), seed=0)[0]
+            for b in method.branches(t)]
+    return method.combine(*outs, x=x, t=t, state=method.new_state(x.shape[0])) if len(outs) == 2 else outs[0]
+
+
+@torch.inference_mode()
+def benchmark(
+    config: ModelConfig,
+    methods: Sequence[GuidanceMethod],
+    *,
+    batch: int = 2,
+    repeats: int = 3,
+    threads: int | None = None,
+    device: str = "cpu",
+    t: float = 0.5,
+) -> dict:
+    """Seconds per step of each method at time t, and of single forwards at gamma 0, 0.5, 0.9.
+
+    The guide of ag / ag+sg is the main model itself (same architecture, so the same cost).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = SiT(config).to(device).eval()
+    models = Models(main=model, guide=model)
+    x = torch.randn(batch, config.in_channels, config.input_size, config.input_size, device=device)
+    labels = torch.arange(batch, device=device) % config.num_classes
+    rows, cfg_row = [], None
+    for m in methods:
+        def step(m=m):
+            return m.velocity(models, x, t, step=0, labels=labels, indices=range(batch), seed=0, state=m.new_state(batch))
+
+        branches = m.branches(t)
+        row = {
+            "method": m.name,
+            "label": " ".join([m.name, *(f"{k}={v}" for k, v in m.params.items() if k in ("gs", "gw", "guide_sparsity"))]),
+            "seconds": _median_seconds(step, repeats, device),
+            "gflops_no_sharing": step_ops(branches, config, shared_prefix=False).gflops("paper"),
+            "gflops_shared_prefix": step_ops(branches, config, shared_prefix=True).gflops("paper"),
+        }
+        rows.append(row)
+        if m.name == "cfg" and cfg_row is None:
+            cfg_row = row
+        if row["gflops_shared_prefix"] < row["gflops_no_sharing"]:  # time it also with one forward per branch
+            rows.append({**row, "label": row["label"] + " (no shared prefix)", "gflops_shared_prefix": row["gflops_no_sharing"],
+                         "seconds": _median_seconds(lambda m=m: _unshared_step(m, models, x, t, labels), repeats, device)})
+    for row in rows:
+        ok = cfg_row is not None
+        row["time_vs_cfg"] = row["seconds"] / cfg_row["seconds"] if ok else None
+        row["gflops_vs_cfg"] = row["gflops_no_sharing"] / cfg_row["gflops_no_sharing"] if ok else None
+        row["shared_gflops_vs_cfg"] = row["gflops_shared_prefix"] / cfg_row["gflops_shared_prefix"] if ok else None
+    # columns: gflops_shared_prefix is what the timed code executed; gflops_no_sharing one forward per branch
+    t_batch = torch.full((batch,), t, device=device)
+    forwards = []
+    for gamma in (0.0, 0.5, 0.9):
+        gens = None if gamma == 0 else [torch.Generator().manual_seed(i) for i in range(batch)]
+        seconds = _median_seconds(lambda: model(x, t_batch, labels, sparsity=gamma, generators=gens), repeats, device)
+        what = "dense" if gamma == 0 else f"route gamma {gamma:g}"
+        forwards.append({"what": what, "gamma": gamma, "seconds": seconds, "gflops": forward_gflops(config, gamma)})
+    return {"device": f"{device}, {torch.get_num_threads()} threads", "methods": rows, "forwards": forwards}
