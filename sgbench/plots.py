@@ -1,0 +1,151 @@
+"""Figures from run directories (matplotlib, Agg backend; PNG):
+
+    sparsity_<backbone>.png      quality against sparsity without guidance (the paper's Fig. 4): sg at w = 1
+                                 (only the strong branch runs, at gs), and `unguided` at gs = 0
+    fd_heatmap_<backbone>.png    FD over (gs, gw), one panel per scale w (the paper's Fig. 6)
+    throughput_<backbone>.png    measured images/s over (gs, gw), one panel per w (the paper's Fig. A1)
+    <method>_<param>_<backbone>.png   FD against the one parameter a non-sg sweep varies (e.g. cfg's w)
+
+Values come from `sgbench.results` (runs read, never re-run; seeds averaged). Cells with no run
+(invalid gs >= gw, or not run) are left blank; every other cell shows its number.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+from sgbench.results import Leaderboard, Row, leaderboard, load_runs
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", s.split(" (")[0]).strip("-") or "model"
+
+
+def _const(value) -> float | None:
+    """A parameter as a number; None for schedules, which do not fit a heatmap axis."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fig. 6 and Fig. A1: heatmaps over (gs, gw), one panel per scale
+
+
+def _heatmap(rows: list[Row], metric: str, title: str, label: str, path: Path, *, lower_better: bool) -> Path:
+    import numpy as np
+
+    plt = _plt()
+    scales = sorted({float(r.params["scale"]) for r in rows})
+    gss = sorted({_const(r.params["gs"]) for r in rows})
+    gws = sorted({_const(r.params["gw"]) for r in rows})
+    fig, axes = plt.subplots(1, len(scales), figsize=(0.9 * len(gws) * len(scales) + 2.5, 0.6 * len(gss) + 2.2),
+                             squeeze=False, layout="constrained")
+    values = [r.mean[metric] for r in rows if r.mean[metric] is not None]
+    vmin, vmax = (min(values), max(values)) if values else (0.0, 1.0)
+    for k, (ax, w) in enumerate(zip(axes[0], scales)):
+        grid = np.full((len(gss), len(gws)), np.nan)
+        for r in rows:
+            if float(r.params["scale"]) == w and r.mean[metric] is not None:
+                grid[gss.index(_const(r.params["gs"])), gws.index(_const(r.params["gw"]))] = r.mean[metric]
+        im = ax.imshow(grid, cmap="viridis_r" if lower_better else "viridis", vmin=vmin, vmax=vmax, origin="lower", aspect="auto")
+        best = np.nanmin(grid) if lower_better else np.nanmax(grid)
+        for i, j in zip(*np.where(~np.isnan(grid))):
+            v = grid[i, j]
+            r, g, b, _ = im.cmap(im.norm(v))
+            ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=8, fontweight="bold" if v == best else "normal",
+                    color="k" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "w")  # readable on the cell's colour
+        ax.set_xticks(range(len(gws)), [f"{g:g}" for g in gws])
+        ax.set_yticks(range(len(gss)), [f"{g:g}" for g in gss])
+        ax.set_xlabel("gw (gamma_weak)")
+        if k == 0:
+            ax.set_ylabel("gs (gamma_strong)")
+        ax.set_title(f"w = {w:g}")
+    fig.colorbar(im, ax=axes[0].tolist(), label=label)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Line plots: Fig. 4 (FD against sparsity without guidance) and one-parameter sweeps
+
+
+def _line(series: dict[str, list[tuple[float, Row]]], xlabel: str, title: str, fd: str, path: Path) -> Path:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for name, pts in series.items():
+        pts = sorted(pts, key=lambda p: p[0])
+        xs, ys = [p[0] for p in pts], [p[1].mean["fd"] for p in pts]
+        errs = [p[1].std["fd"] or 0.0 for p in pts]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=name)
+        for x, (_, r) in zip(xs, pts):
+            if r.mean["gflops_step"] is not None:
+                ax.annotate(f"{r.mean['gflops_step']:.3g} GFLOPs/step", (x, r.mean["fd"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{fd} (lower is better)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _varying(rows: list[Row]) -> list[str]:
+    keys = {k for r in rows for k in r.params}
+    return sorted(k for k in keys if len({str(r.params.get(k)) for r in rows}) > 1)
+
+
+def plot_leaderboard(board: Leaderboard, out_dir: str | Path) -> list[Path]:
+    """Every figure the leaderboard's rows support (see the module docstring); returns the PNG paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fd, ref = board.fd_header, board.reference
+    written: list[Path] = []
+    for backbone in sorted({r.backbone for r in board.rows}):
+        rows = [r for r in board.rows if r.backbone == backbone]
+        slug = _slug(backbone)
+        sparse = [(float(_const(r.params["gs"])), r) for r in rows if r.method == "sg" and float(r.params["scale"]) == 1.0
+                  and _const(r.params["gs"]) is not None]
+        if sparse:
+            sparse += [(0.0, r) for r in rows if r.method == "unguided"]
+            written.append(_line({backbone: sparse}, "gs: fraction of tokens dropped (no guidance)",
+                                 f"Quality vs sparsity without guidance\n{backbone}, {fd} vs '{ref}'", fd, out / f"sparsity_{slug}.png"))
+        sg = [r for r in rows if r.method == "sg" and float(r.params["scale"]) != 1.0
+              and _const(r.params["gs"]) is not None and _const(r.params["gw"]) is not None]
+        if sg:
+            written.append(_heatmap(sg, "fd", f"Sparse guidance: {fd} vs '{ref}' over (gs, gw)\n{backbone}", fd,
+                                    out / f"fd_heatmap_{slug}.png", lower_better=True))
+            if any(r.mean["images_per_s"] is not None for r in sg):
+                written.append(_heatmap(sg, "images_per_s", f"Sparse guidance: throughput over (gs, gw)\n{backbone}",
+                                        "images/s (measured)", out / f"throughput_{slug}.png", lower_better=False))
+        for method in sorted({r.method for r in rows} - {"sg", "unguided"}):
+            mrows = [r for r in rows if r.method == method and r.mean["fd"] is not None]
+            varying = _varying(mrows)
+            if len(mrows) > 1 and len(varying) == 1 and all(_const(r.params[varying[0]]) is not None for r in mrows):
+                p = varying[0]
+                written.append(_line({method: [(float(_const(r.params[p])), r) for r in mrows]}, p,
+                                     f"{method}: {fd} vs '{ref}' against {p}\n{backbone}", fd,
+                                     out / f"{_slug(method)}_{p}_{slug}.png"))
+    return written
+
+
+def plot_sweep(run_dirs: Iterable[str | Path], out_dir: str | Path, *, extractor: str | None = None,
+               reference: str | None = None) -> list[Path]:
+    """Figures (Fig. 4, 6, A1 where the runs support them) from run directories into out_dir."""
+    return plot_leaderboard(leaderboard(load_runs(run_dirs, extractor=extractor, reference=reference)), out_dir)

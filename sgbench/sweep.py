@@ -1,0 +1,188 @@
+"""Sweeps: a grid over a guidance method's parameters, one run directory per cell, then figures.
+
+    dirs = run_sweep("ckpt.safetensors", "runs/sweep", grid={"gs": [0, 0.25, 0.5], "gw": [0.7, 0.9],
+                     "scale": [1.3, 1.5]}, ref="animal-all", sparsity=[0, 0.25, 0.5, 0.75])
+    plot_sweep(dirs, "runs/sweep/figures")      # Fig. 4, Fig. 6, Fig. A1 (sgbench.plots)
+
+Each cell is `sample_run(SampleConfig(...))` then `evaluate(run_dir, ref, extractor)`. Cells the method
+rejects (sg's gs >= gw) are skipped with the reason; cells whose run directory already has samples and
+metrics for (extractor, ref) are not redone, so rerunning a sweep resumes it (a half-sampled cell resumes
+from its shards).
+
+Sparsity without guidance (the paper's Fig. 4) is `sg` at w = 1: only the strong branch runs, at
+gs = gamma (gs = 0 is the dense conditional model, identical to `unguided`). sg requires gs < gw even
+where the weak branch never runs, so those cells set gw halfway between gamma and 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sgbench.errors import SgbenchError
+from sgbench.results import METRICS_FILE, RUN_FILE, SAMPLES_FILE, reference_name
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str
+    params: dict
+    seed: int
+    out: Path
+    skip: str | None = None  # why the cell does not run (invalid parameters)
+
+
+def parse_grid(items: Sequence[str]) -> dict[str, list]:
+    """['gs=0,0.25', 'gw=0.9'] -> {'gs': [0.0, 0.25], 'gw': [0.9]} (the method validates the values)."""
+    grid: dict[str, list] = {}
+    for item in items:
+        name, eq, values = item.partition("=")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not eq or not name.strip() or not vals:
+            raise SgbenchError(f"Expected --grid NAME=V1,V2,... (e.g. gs=0,0.25,0.5) but got '{item}'")
+        grid[name.strip().replace("-", "_")] = [_number(v) for v in vals]
+    return grid
+
+
+def _number(value: str) -> float | str:
+    """'0.25' -> 0.25; schedules ('linear:0.2:0.8') and intervals stay strings for the method to parse."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def _cell_name(method: str, params: dict, seed: int) -> str:
+    def show(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else str(v).replace(":", "_").replace("/", "_").replace(",", "_")
+
+    parts = [method.replace("+", "_")] + [f"{k}{show(v)}" for k, v in params.items()]
+    return "-".join(parts + [f"seed{seed}"])
+
+
+def plan_sweep(
+    out: str | Path,
+    *,
+    method: str = "sg",
+    grid: dict[str, Sequence] | None = None,   # parameter -> values; the cells are their product
+    fixed: dict | None = None,                 # parameters held constant in every cell
+    sparsity: Sequence[float] = (),            # extra cells: sg at w = 1 with gs = gamma (Fig. 4)
+    seeds: Sequence[int] = (0,),
+) -> list[Cell]:
+    """The sweep's cells in order, each validated by `build_guidance`; invalid ones carry `skip`."""
+    from sgbench.guidance import build_guidance
+
+    out = Path(out)
+    grid, fixed = dict(grid or {}), dict(fixed or {})
+    if not grid and not sparsity:
+        raise SgbenchError("Expected a grid (--grid NAME=V1,V2,...) or --sparsity values; the sweep is empty")
+    overlap = set(grid) & set(fixed)
+    if overlap:
+        raise SgbenchError(f"Parameters {sorted(overlap)} are both swept and fixed; give each once")
+    combos = [dict(zip(grid, vs)) for vs in itertools.product(*grid.values())] if grid else []
+    specs = [(method, {**fixed, **c}) for c in combos]
+    for g in sparsity:
+        g = float(g)
+        specs.append(("sg", {"scale": 1.0, "gs": g, "gw": round((1 + g) / 2, 6)}))
+    cells, seen = [], set()
+    for name, params in specs:
+        try:
+            build_guidance(name, **params)
+            skip = None
+        except SgbenchError as e:
+            skip = str(e)
+        for seed in seeds:
+            cell = Cell(name, params, int(seed), out / _cell_name(name, params, int(seed)), skip)
+            if cell.out not in seen:
+                seen.add(cell.out)
+                cells.append(cell)
+    return cells
+
+
+def is_finished(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
+    """Samples written and evaluated against (extractor, ref) on all `num` of them."""
+    if not ((run_dir / RUN_FILE).is_file() and (run_dir / SAMPLES_FILE).is_file() and (run_dir / METRICS_FILE).is_file()):
+        return False
+    return _has_metrics(run_dir, extractor=extractor, ref=ref, num=num) and json.loads((run_dir / RUN_FILE).read_text())["num_samples"] == num
+
+
+def _has_metrics(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
+    try:
+        records = json.loads((run_dir / METRICS_FILE).read_text())["records"]
+    except (OSError, json.JSONDecodeError, KeyError):
+        return False
+    ref_name = reference_name(ref)
+    return any(r["metric"] == "fid" and r["extractor"] == extractor and r["reference"] == ref_name
+               and r["num_samples"] == num for r in records)
+
+
+def _sampled(run_dir: Path, config) -> bool:
+    try:
+        same = json.loads((run_dir / "sample_config.json").read_text()) == config.identity()
+    except (OSError, json.JSONDecodeError):
+        return False
+    return same and (run_dir / SAMPLES_FILE).is_file() and (run_dir / RUN_FILE).is_file()
+
+
+@dataclass
+class SweepLog:
+    """What happened to each cell (for the CLI and tests)."""
+
+    ran: list[Path] = field(default_factory=list)
+    resumed: list[Path] = field(default_factory=list)  # already finished, not redone
+    skipped: list[tuple[Cell, str]] = field(default_factory=list)
+
+
+def run_sweep(
+    checkpoint: str | Path,                 # main model
+    out: str | Path,                        # one run directory per cell is made under it
+    *,
+    ref: str,                               # reference statistics name (reference_stats/manifest.json) or npz
+    extractor: str = "animal",
+    method: str = "sg",
+    grid: dict[str, Sequence] | None = None,
+    fixed: dict | None = None,
+    sparsity: Sequence[float] = (),
+    seeds: Sequence[int] = (0,),
+    guide: str | Path | None = None,        # guide checkpoint (ag, ag+sg)
+    num: int = 100,
+    batch_size: int = 100,
+    steps: int = 40,
+    solver: str = "euler",
+    device: str = "cpu",
+    progress: bool = True,
+    log: SweepLog | None = None,            # filled in with what ran, what was finished, what was skipped
+    echo: Callable[[str], None] = lambda s: None,
+) -> list[Path]:
+    """Sample and evaluate every valid, unfinished cell; returns the run directories of all valid cells."""
+    from sgbench import sampling
+    from sgbench.metrics import evaluate
+
+    log = log if log is not None else SweepLog()
+    cells = plan_sweep(out, method=method, grid=grid, fixed=fixed, sparsity=sparsity, seeds=seeds)
+    todo = [c for c in cells if c.skip is None]
+    dirs = []
+    for k, cell in enumerate(todo, 1):
+        dirs.append(cell.out)
+        if is_finished(cell.out, extractor=extractor, ref=ref, num=num):
+            log.resumed.append(cell.out)
+            echo(f"[{k}/{len(todo)}] {cell.out.name}: finished, kept")
+            continue
+        echo(f"[{k}/{len(todo)}] {cell.out.name}")
+        config = sampling.SampleConfig(
+            checkpoint=str(checkpoint), out=str(cell.out), guidance=cell.method, guidance_params=cell.params,
+            guide=str(guide) if guide else None, num=num, batch_size=batch_size, steps=steps, solver=solver,
+            seed=cell.seed, device=device,
+        )
+        if not _sampled(cell.out, config):  # sample_run resumes from shards, refuses another config
+            sampling.sample_run(config, progress=progress)
+        evaluate(cell.out, ref, extractor)
+        log.ran.append(cell.out)
+    for cell in cells:
+        if cell.skip is not None:
+            log.skipped.append((cell, cell.skip))
+            echo(f"skipped {cell.method} {cell.params}: {cell.skip}")
+    return dirs

@@ -1,0 +1,233 @@
+"""`sgbench compare` and the regression gate, on fake but structurally real run directories."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sgbench import results
+from sgbench.cli import app
+from sgbench.errors import SgbenchError
+
+REF, EXTRACTOR = "animal-all", "animal"
+DEFAULTS = {"unguided": {}, "cfg": {"scale": 1.5, "interval": [0.0, 1.0]},
+            "sg": {"scale": 1.5, "gs": "0.5", "gw": "0.9", "interval": [0.0, 1.0]}}
+
+
+def make_run(root: Path, name: str, *, method: str = "sg", params: dict | None = None, seed: int = 0, fd: float = 10.0,
+             acc: float = 0.8, gflops: float = 1.0, ips: float = 50.0, steps: int = 10, num: int = 20,
+             checkpoint: str = "ckpt/animal-routed.safetensors", metrics: bool = True, samples: bool = True,
+             reference: str = REF, extractor: str = EXTRACTOR) -> Path:
+    """A run directory as sample_run + evaluate write it (only the keys compare reads are real)."""
+    d = root / name
+    d.mkdir(parents=True)
+    params = {**DEFAULTS[method], **(params or {})}
+    by_conv = lambda g: {"paper": g, "macs": 1.1 * g, "flops": 2.2 * g}  # noqa: E731
+    run = {
+        "config": {"checkpoint": checkpoint, "out": str(d), "guidance": method, "guidance_params": {}, "guide": None,
+                   "num": num, "batch_size": num, "steps": steps, "solver": "euler", "seed": seed, "labels": "balanced",
+                   "device": "cpu", "vae": None},
+        "guidance": {"name": method, "params": params},
+        "model": {"checkpoint": checkpoint, "sha256": "0" * 64, "config": {"name": "Animal-T/4"}},
+        "guide": None,
+        "flops": {"num_evals": steps, "per_image": {"shared_prefix": by_conv(gflops * steps), "no_sharing": by_conv(gflops * steps)},
+                  "delta_to_unguided_per_image": {"shared_prefix": by_conv((gflops - 1.0) * steps)}},
+        "num_samples": num, "world_size": 1, "seed": seed,
+        "timing": {"wall_time_s": num / ips, "images_per_s": ips, "device": "cpu", "threads": 1, "peak_memory_mb": 1.0,
+                   "generated_this_invocation": num},
+        "environment": {}, "created": "2026-01-01T00:00:00",
+    }
+    (d / "run.json").write_text(json.dumps(run))
+    if samples:
+        np.savez(d / "samples.npz", arr_0=np.zeros((num, 32, 32, 1), np.uint8), labels=np.arange(num) % 10)
+    if metrics:
+        values = {"fid": fd, "is": 3.0, "is_std": 0.1, "precision": 0.6, "recall": 0.5, "class_accuracy": acc}
+        recs = [{"metric": m, "value": v, "extractor": extractor, "weights_sha256": "e5", "reference": reference,
+                 "num_reference": 10000, "num_samples": num, "resolution": 32, "created": "x"} for m, v in values.items()]
+        (d / "metrics.json").write_text(json.dumps({"version": 1, "records": recs}))
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path) -> Path:
+    root = tmp_path / "runs"
+    make_run(root, "unguided", method="unguided", fd=20.0, acc=0.6, gflops=1.0, ips=100)
+    make_run(root, "cfg", method="cfg", fd=12.0, acc=0.9, gflops=2.0, ips=50)
+    make_run(root, "sg-s0", fd=11.0, acc=0.85, gflops=0.8, ips=120, seed=0)
+    make_run(root, "sg-s1", fd=13.0, acc=0.87, gflops=0.8, ips=110, seed=1)
+    make_run(root, "sg-strong", params={"gs": "0.2", "gw": "0.7", "scale": 1.7}, fd=9.0, gflops=1.5, ips=70)
+    make_run(root, "cfg-bad", method="cfg", params={"scale": 4.0}, fd=30.0, gflops=2.0)  # dominated
+    return root
+
+
+def board(root, **kw):
+    return results.leaderboard(results.load_runs([root]), **kw)
+
+
+def test_rows_seeds_pareto_and_sorting(runs):
+    b = board(runs)
+    assert [r.label for r in b.rows] == ["sg gs=0.2 gw=0.7 w=1.7", "cfg w=1.5", "sg gs=0.5 gw=0.9 w=1.5", "unguided", "cfg w=4"]
+    sg = b.rows[2]
+    assert (sg.n, sg.seeds, sg.mean["fd"]) == (2, [0, 1], pytest.approx(12.0))
+    assert sg.std["fd"] == pytest.approx(np.std([11.0, 13.0], ddof=1))
+    assert sg.mean["gflops_step"] == pytest.approx(0.8) and sg.mean["gflops_image"] == pytest.approx(8.0)
+    assert sg.mean["gflops_step_attn"] == pytest.approx(0.88) and sg.mean["delta_gflops_step"] == pytest.approx(-0.2)
+    # Pareto front of (FD, GFLOPs): sg 0.5/0.9 (cheapest, FD 12) and sg 0.2/0.7 (best FD); cfg w=1.5 has
+    # FD 12 at 2 GFLOPs, dominated by sg 0.5/0.9 (FD 12 at 0.8).
+    assert {r.label for r in b.rows if r.pareto} == {"sg gs=0.5 gw=0.9 w=1.5", "sg gs=0.2 gw=0.7 w=1.7"}
+    assert [r.label for r in board(runs, sort="gflops_step").rows][0] == "sg gs=0.5 gw=0.9 w=1.5"
+    assert [r.label for r in board(runs, sort="class_accuracy").rows][0] == "cfg w=1.5"  # higher is better: first
+    assert [r.label for r in board(runs, sort="images_per_s").rows][0] == "sg gs=0.5 gw=0.9 w=1.5"
+    with pytest.raises(SgbenchError, match="Unknown column 'speed'"):
+        board(runs, sort="speed")
+
+
+def test_pareto_front_ties():
+    assert results.pareto_front([(1, 2), (1, 2), (2, 1), (2, 2)]) == [True, True, True, False]
+
+
+def test_broken_and_partial_runs_are_listed_with_reasons(runs):
+    make_run(runs, "no-metrics", metrics=False)
+    make_run(runs, "no-samples", samples=False)
+    make_run(runs, "other-ref", reference="mnist-test")
+    (runs / "unfinished" / "shards").mkdir(parents=True)
+    (runs / "unfinished" / "shards" / "shard-00000000-00000009-w1.npz").write_bytes(b"")
+    bad = make_run(runs, "bad-json")
+    (bad / "run.json").write_text("{not json")
+    (runs / "empty").mkdir()  # not a run: ignored when expanding a folder, listed when named explicitly
+    loaded = results.load_runs([runs, runs / "empty"])
+    reasons = {p.path.name: (p.status, p.reason) for p in loaded.problems}
+    assert reasons["no-metrics"][0] == "partial" and "not evaluated" in reasons["no-metrics"][1]
+    assert reasons["no-samples"] == ("partial", "run.json but no samples.npz")
+    assert "no metrics for extractor animal / reference animal-all (has: animal/mnist-test)" in reasons["other-ref"][1]
+    assert reasons["unfinished"][0] == "partial" and "1 shards" in reasons["unfinished"][1]
+    assert reasons["bad-json"][0] == "broken" and "run.json is unreadable" in reasons["bad-json"][1]
+    assert reasons["empty"] == ("broken", "no run.json: not a run directory")
+    assert len(loaded.records) == 6
+    b = results.leaderboard(loaded)
+    for fmt in results.FORMATS:  # every format shows them
+        text = results.render(b, fmt)
+        assert "other-ref" in text and "unfinished" in text
+
+
+def test_stale_metrics_are_partial(tmp_path):
+    d = make_run(tmp_path, "r", num=20)
+    run = json.loads((d / "run.json").read_text())
+    run["num_samples"] = 40
+    (d / "run.json").write_text(json.dumps(run))
+    p = results.load_run(d, extractor=EXTRACTOR, reference=REF)
+    assert isinstance(p, results.Problem) and "metrics computed on [20] samples but the run has 40" in p.reason
+
+
+def test_formats_parse(runs):
+    b = board(runs)
+    data = json.loads(results.render(b, "json"))
+    assert data["reference"] == REF and data["columns"]["fd"]["header"] == "FD" and len(data["rows"]) == 5
+    assert data["rows"][2]["fd_std"] == pytest.approx(np.std([11.0, 13.0], ddof=1)) and data["rows"][2]["n"] == 2
+    rows = list(csv.DictReader(io.StringIO(results.render(b, "csv"))))
+    assert [r["config"] for r in rows][:2] == ["sg gs=0.2 gw=0.7 w=1.7", "cfg w=1.5"]
+    assert float(rows[1]["fd"]) == 12.0 and rows[0]["pareto"] == "True"
+    md = results.render(b, "markdown").splitlines()
+    header = next(i for i, line in enumerate(md) if line.startswith("| "))
+    assert "FD" in md[header] and "GFLOPs/step" in md[header] and md[header + 1].startswith("|:--")
+    assert "12.000 ± 1.414" in results.render(b, "markdown")
+    assert "sg gs=0.5 gw=0.9 w=1.5" in results.render(b, "table")
+
+
+def test_fid_header_for_inception(tmp_path):
+    make_run(tmp_path, "r", extractor="inception", reference="VIRTUAL_imagenet256")
+    b = results.leaderboard(results.load_runs([tmp_path]))
+    assert b.fd_header == "FID" and (b.extractor, b.reference) == ("inception", "VIRTUAL_imagenet256")
+
+
+def test_labels_hide_what_does_not_run():
+    assert results.method_label("sg", {"scale": 1.0, "gs": "0.5", "gw": "0.75", "interval": [0.0, 1.0]}) == "sg gs=0.5 w=1"
+    assert results.method_label("cfg", {"scale": 2.0, "interval": [0.2, 0.8]}) == "cfg t=0.2:0.8 w=2"
+
+
+# ----------------------------------------------------------------------------------------------------
+# CLI and regression gate
+
+runner = CliRunner()
+
+
+def test_cli_formats_and_output(runs, tmp_path):
+    r = runner.invoke(app, ["compare", str(runs), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    assert len(json.loads(r.stdout)["rows"]) == 5
+    out = tmp_path / "lb.csv"
+    r = runner.invoke(app, ["compare", str(runs), "--format", "csv", "--output", str(out), "--sort", "fid"])
+    assert r.exit_code == 0 and len(list(csv.DictReader(out.open()))) == 5
+    r = runner.invoke(app, ["compare", str(runs), "--format", "xml"])
+    assert r.exit_code == 2 and "Unknown --format 'xml'" in r.output
+
+
+def test_gate_passes_unchanged_and_fails_perturbed(runs, tmp_path):
+    base = tmp_path / "baseline.json"
+    r = runner.invoke(app, ["compare", str(runs), "--save-baseline", str(base), "--tolerance", "fid=0.5"])
+    assert r.exit_code == 0, r.output
+    saved = json.loads(base.read_text())
+    assert saved["tolerances"]["fd"] == 0.5 and saved["tolerances"]["class_accuracy"] == 0.02
+    assert len(saved["entries"]) == 5 and all(" | " in e["key"] for e in saved["entries"])
+
+    r = runner.invoke(app, ["compare", str(runs), "--baseline", str(base)])
+    assert r.exit_code == 0, r.output
+    assert "Regression gate passed" in r.output
+
+    # Perturb: cfg's FD worsens by 0.8 (> 0.5), its accuracy improves (fine); the baseline is keyed by
+    # configuration, so renaming a directory changes nothing.
+    m = json.loads((runs / "cfg" / "metrics.json").read_text())
+    for rec in m["records"]:
+        rec["value"] += {"fid": 0.8, "class_accuracy": 0.05}.get(rec["metric"], 0.0)
+    (runs / "cfg" / "metrics.json").write_text(json.dumps(m))
+    (runs / "cfg").rename(runs / "renamed")
+    r = runner.invoke(app, ["compare", str(runs), "--baseline", str(base)])
+    assert r.exit_code == 1
+    assert "FAIL animal-routed (Animal-T/4) | cfg w=1.5 | euler 10 steps | n=20 balanced: FD 12 -> 12.8 (+0.8, tolerance 0.5)" in r.output
+    assert "Class acc." not in r.output.split("FAIL")[1].split("\n")[0]
+    assert "1 regression" in r.output
+    # A looser tolerance on the command line passes it; a better FD always passes.
+    assert runner.invoke(app, ["compare", str(runs), "--baseline", str(base), "-t", "fid=1"]).exit_code == 0
+    assert runner.invoke(app, ["compare", str(runs), "--baseline", str(base), "-t", "fid=10%"]).exit_code == 0
+
+
+def test_gate_fails_on_missing_or_broken_configuration(runs, tmp_path):
+    base = tmp_path / "baseline.json"
+    assert runner.invoke(app, ["compare", str(runs), "--save-baseline", str(base)]).exit_code == 0
+    (runs / "cfg-bad" / "metrics.json").unlink()  # now partial
+    import shutil
+
+    shutil.rmtree(runs / "unguided")
+    r = runner.invoke(app, ["compare", str(runs), "--baseline", str(base)])
+    assert r.exit_code == 1
+    assert "cfg w=4 | euler 10 steps | n=20 balanced: missing (partial: not evaluated" in r.output
+    assert "unguided | euler 10 steps | n=20 balanced: missing (no run of this configuration was given)" in r.output
+
+
+def test_gate_errors(runs, tmp_path):
+    r = runner.invoke(app, ["compare", str(runs), "--baseline", str(tmp_path / "nope.json")])
+    assert r.exit_code == 2 and "Baseline file" in r.output and "does not exist" in r.output
+    (tmp_path / "x.json").write_text("[]")
+    r = runner.invoke(app, ["compare", str(runs), "--baseline", str(tmp_path / "x.json")])
+    assert r.exit_code == 2 and "is not an sgbench baseline" in r.output
+    r = runner.invoke(app, ["compare", str(runs), "--save-baseline", str(tmp_path / "b.json"), "-t", "fid"])
+    assert r.exit_code == 2 and "Expected --tolerance METRIC=VALUE" in r.output
+    r = runner.invoke(app, ["compare", str(runs), "--save-baseline", str(tmp_path / "b.json"), "-t", "speed=1"])
+    assert r.exit_code == 2 and "Unknown column 'speed'" in r.output
+    make_run(runs, "partial", metrics=False)
+    r = runner.invoke(app, ["compare", str(runs), "--save-baseline", str(tmp_path / "b.json")])
+    assert r.exit_code == 2 and "Refusing to save a baseline with broken or partial runs" in r.output
+
+
+def test_cli_plots(runs, tmp_path):
+    r = runner.invoke(app, ["compare", str(runs), "--plots", str(tmp_path / "figs")])
+    assert r.exit_code == 0, r.output
+    names = {p.name for p in (tmp_path / "figs").glob("*.png")}
+    # sg at two (gs, gw, w) cells -> Fig. 6 and A1 heatmaps; cfg at two scales -> FD against w
+    assert names == {"fd_heatmap_animal-routed.png", "throughput_animal-routed.png", "cfg_scale_animal-routed.png"}
