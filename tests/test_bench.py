@@ -1,0 +1,65 @@
+"""`sgbench bench`: recipes are validated before any sampling; the quick bench is gated in CI."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from sgbench.bench import DEFAULT_RECIPE, load_bench_recipe, plan
+from sgbench.cli import app
+from sgbench.errors import SgbenchError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, **changes):
+    raw = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    raw.update(changes)
+    path = tmp_path / "bench.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_default_recipe_plans_every_method_on_the_shipped_backbone():
+    recipe = load_bench_recipe()
+    runs = plan(recipe)
+    assert {cell.guidance for _, cell, _ in runs} == {"unguided", "cfg", "ag", "icg", "apg", "sg", "cfg+sg", "ag+sg"}
+    for _, cell, config in runs:
+        assert Path(config.checkpoint).is_file()
+        assert (config.guide is not None) == (cell.guidance in ("ag", "ag+sg"))
+    assert [c.label for _, c, _ in plan(recipe, quick=True)] == ["unguided", "CFG", "SG_FLOPS"]
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"extra": 1}, r"Unknown bench recipe section\(s\) \['extra'\]"),
+        ({"configs": [{"label": "x", "guidance": "sgg"}]}, "Expected a guidance method but got 'sgg'. Did you mean sg"),
+        ({"configs": [{"label": "x", "guidance": "ag", "scale": 2.0}]}, "needs a guide: set guide: to one of"),
+        ({"configs": [{"label": "x", "guidance": "sg", "gs": 0.9, "gw": 0.5}]}, r"Expected 0 <= gs < gw < 1"),
+        ({"configs": [{"guidance": "cfg"}, {"guidance": "cfg"}]}, "labels must be unique"),
+        ({"sampling": {"nums": 3}}, r"Unknown key\(s\) sampling.nums"),
+        ({"quick": {"configs": ["nope"]}}, "quick.configs names 'nope'"),
+    ],
+)
+def test_bad_bench_recipes_fail_before_sampling(tmp_path, changes, message):
+    with pytest.raises(SgbenchError, match=message):
+        load_bench_recipe(write(tmp_path, **changes))
+
+
+@pytest.mark.slow
+def test_quick_bench_matches_the_committed_baseline(tmp_path):
+    """The CI regression gate: `bench --quick` must reproduce baselines/bench-quick.json within tolerance."""
+    result = CliRunner().invoke(
+        app, ["bench", "--quick", "--out", str(tmp_path / "bench"), "--baseline", str(REPO / "baselines" / "bench-quick.json"),
+              "--format", "json"],
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "bench" / "quick" / "leaderboard.json").read_text())
+    assert rows
+    # A rerun reuses every finished cell and gives the same leaderboard.
+    again = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path / "bench"), "--format", "json"])
+    assert again.exit_code == 0 and "done already, skipped" in again.output
