@@ -16,7 +16,6 @@ A run directory (DESIGN section 7):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ import torch.distributed as dist
 
 from sgbench import __version__, seeding
 from sgbench.errors import SgbenchError
+from sgbench.metrics.extractor import sha256_file
 from sgbench.models.sit import SiT
 
 # ----------------------------------------------------------------------------------------------------
@@ -126,14 +126,6 @@ class SampleConfig:
         for k in ("batch_size", "device", "out"):
             d.pop(k)
         return d
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def git_commit() -> str | None:
@@ -287,8 +279,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
         record = {
             "config": asdict(config),
             "guidance": {"name": method.name, "params": method.params},
-            "model": {"checkpoint": config.checkpoint, "sha256": file_sha256(config.checkpoint), "config": main.config.to_dict()},
-            "guide": {"checkpoint": config.guide, "sha256": file_sha256(config.guide)} if config.guide else None,
+            "model": {"checkpoint": config.checkpoint, "sha256": sha256_file(config.checkpoint), "config": main.config.to_dict()},
+            "guide": {"checkpoint": config.guide, "sha256": sha256_file(config.guide)} if config.guide else None,
             "flops": cost_report(method, main.config, times, guide_config=guide.config if guide else None),
             "num_samples": config.num,
             "world_size": world,
