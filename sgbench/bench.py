@@ -170,14 +170,6 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) ->
     return runs
 
 
-def _has_metrics(run_dir: Path, extractor: str, ref: str) -> bool:
-    path = run_dir / "metrics.json"
-    if not path.is_file() or not (run_dir / "samples.npz").is_file():
-        return False
-    records = json.loads(path.read_text()).get("records", [])
-    return any(r["metric"] == "fid" and r["extractor"] == extractor and r["reference"] == ref for r in records)
-
-
 def _fresh(run_dir: Path, config: SampleConfig) -> bool:
     """True when run_dir already holds exactly this configuration's samples."""
     ident = run_dir / "sample_config.json"
@@ -189,6 +181,7 @@ def _fresh(run_dir: Path, config: SampleConfig) -> bool:
 def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None, progress: bool = True, log=print) -> list[Path]:
     """Sample and evaluate every cell (skipping finished ones); returns the run directories."""
     from sgbench.metrics.evaluate import evaluate
+    from sgbench.sweep import has_metrics
 
     runs = plan(recipe, quick=quick, out=out)
     dirs = []
@@ -196,7 +189,7 @@ def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = Non
     for k, (bname, cell, config) in enumerate(runs, 1):
         run_dir = Path(config.out)
         head = f"[{k}/{len(runs)}] {bname} · {cell.label}"
-        if _fresh(run_dir, config) and _has_metrics(run_dir, recipe.eval.extractor, recipe.eval.ref):
+        if _fresh(run_dir, config) and has_metrics(run_dir, extractor=recipe.eval.extractor, ref=recipe.eval.ref, num=config.num):
             log(f"{head}: done already, skipped")
         else:
             if not _fresh(run_dir, config):

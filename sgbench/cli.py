@@ -124,12 +124,6 @@ def guidance_options(scale, gs, gw, interval, params) -> dict:
     return out
 
 
-def _guidance_names() -> str:
-    from sgbench.guidance import REGISTRY
-
-    return ", ".join(REGISTRY)
-
-
 @app.command(
     epilog="""Examples:
 

@@ -36,21 +36,6 @@ def velocity_from_x_hat(x_t: torch.Tensor, x_hat: torch.Tensor, t: torch.Tensor)
     return (x_hat - x_t) / (1 - _bcast(t, x_t))
 
 
-def velocity_from_noise_at_one(v_other: torch.Tensor) -> torch.Tensor:
-    """Import a velocity from the other convention (t' = 1 - t is noise at 1, v' = z - x): v = -v'.
-
-    Used when converting checkpoints or wrapping foreign models, never inside our samplers.
-    """
-    return -v_other
-
-
-def drop_labels(y: torch.Tensor, null_class: int, p: float) -> torch.Tensor:
-    """Replace each label by the null class with probability p (classifier-free guidance training)."""
-    if p <= 0:
-        return y
-    return torch.where(torch.rand(y.shape, device=y.device) < p, torch.full_like(y, null_class), y)
-
-
 def _unwrap(model):
     return getattr(model, "module", model)  # DistributedDataParallel keeps the model in .module
 

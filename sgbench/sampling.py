@@ -210,6 +210,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     """Generate `config.num` samples into the run directory `config.out`; resumes if it exists."""
     from sgbench.flops import cost_report
     from sgbench.guidance import Models, build_guidance
+    from sgbench.guidance.base import check_guide
     from sgbench.models.checkpoint import load_model
 
     if config.num < 1 or config.batch_size < 1:
@@ -222,10 +223,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     guide = load_model(config.guide, device=device) if config.guide else None
     method = build_guidance(config.guidance, **config.guidance_params)
     models = Models(main=main, guide=guide)
-    if method.needs_guide and guide is None:
-        raise SgbenchError(f"Guidance '{config.guidance}' needs a guide checkpoint: pass --guide PATH")
-    if hasattr(method, "check_models"):
-        method.check_models(models)
+    if method.needs_guide:
+        check_guide(models)  # before any sampling: a missing or mismatched guide fails at once
     decode = make_decoder(main.config, config.vae)
 
     rank, world = _dist()

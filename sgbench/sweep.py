@@ -106,10 +106,10 @@ def is_finished(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
     """Samples written and evaluated against (extractor, ref) on all `num` of them."""
     if not ((run_dir / RUN_FILE).is_file() and (run_dir / SAMPLES_FILE).is_file() and (run_dir / METRICS_FILE).is_file()):
         return False
-    return _has_metrics(run_dir, extractor=extractor, ref=ref, num=num) and json.loads((run_dir / RUN_FILE).read_text())["num_samples"] == num
+    return has_metrics(run_dir, extractor=extractor, ref=ref, num=num) and json.loads((run_dir / RUN_FILE).read_text())["num_samples"] == num
 
 
-def _has_metrics(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
+def has_metrics(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
     try:
         records = json.loads((run_dir / METRICS_FILE).read_text())["records"]
     except (OSError, json.JSONDecodeError, KeyError):

@@ -33,7 +33,7 @@ import yaml
 from sgbench import seeding
 from sgbench.config import TrainRecipe, recipe_to_dict
 from sgbench.errors import SgbenchError
-from sgbench.flow import drop_labels, flow_matching_loss, masked_flow_matching_loss
+from sgbench.flow import flow_matching_loss, masked_flow_matching_loss
 from sgbench.models.checkpoint import atomic_save_safetensors, save_model
 from sgbench.models.sit import SiT
 
@@ -63,15 +63,12 @@ def load_training_data(recipe: TrainRecipe) -> tuple[torch.Tensor, torch.Tensor]
 
 def batch_indices(seed: int, step: int, batch_size: int, num_items: int) -> np.ndarray:
     """Dataset indices of global batch `step`: consecutive slices of per-epoch permutations."""
-    start = step * batch_size
-    out = []
-    for pos in range(start, start + batch_size):
-        epoch, j = divmod(pos, num_items)
-        if not out or epoch != out[-1][0]:
-            perm = np.random.default_rng(seeding.derive_seed(seed, seeding.TRAIN, epoch)).permutation(num_items)
-            out.append((epoch, perm, []))
-        out[-1][2].append(perm[j])
-    return np.concatenate([np.asarray(idx) for _, _, idx in out])
+    epochs, within = np.divmod(np.arange(step * batch_size, (step + 1) * batch_size), num_items)
+    out = np.empty(batch_size, dtype=np.int64)
+    for epoch in np.unique(epochs):
+        perm = np.random.default_rng(seeding.derive_seed(seed, seeding.TRAIN, int(epoch))).permutation(num_items)
+        out[epochs == epoch] = perm[within[epochs == epoch]]
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------

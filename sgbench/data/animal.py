@@ -55,9 +55,3 @@ def to_model_space(images_uint8: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 NHWC -> float32 NCHW in [-1, 1]."""
     x = torch.as_tensor(np.asarray(images_uint8)).permute(0, 3, 1, 2).float()
     return x / 127.5 - 1.0
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float NCHW in [-1, 1] -> uint8 NHWC (the ADM sample layout), rounding to nearest."""
-    x = ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()

@@ -93,7 +93,7 @@ def open_images(path: str | Path, key: str = SAMPLES_KEY) -> NpzImages:
     found = _describe(shape, dtype)
     expected = "uint8 NHWC (N, H, W, C) with C = 1 or 3 and values in [0, 255]"
     if dtype != np.uint8:
-        raise SgbenchError(f"Expected '{key}' in {path} as {expected} but got a {found}; convert with to_uint8 (x*127.5+127.5, rounded, clipped)")
+        raise SgbenchError(f"Expected '{key}' in {path} as {expected} but got a {found}; convert images in [-1, 1] with round(x*127.5+127.5) clipped to 0..255")
     if len(shape) != 4:
         raise SgbenchError(f"Expected '{key}' in {path} as {expected} but got a {found}")
     if shape[-1] not in (1, 3):
