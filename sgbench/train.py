@@ -132,6 +132,11 @@ def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer
 
 
 @torch.no_grad()
+def ema_decay_at(step: int, decay: float, warmup: bool) -> float:
+    """The decay used for the EMA update after `step` optimiser steps (0-based)."""
+    return min(decay, (1 + step) / (10 + step)) if warmup else decay
+
+
 def update_ema(ema: SiT, model: SiT, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm.detach(), 1.0 - decay)
@@ -183,9 +188,7 @@ def train(
     if int(labels.max()) >= config.num_classes:
         raise SgbenchError(f"The data has labels up to {int(labels.max())} but the model has {config.num_classes} classes")
     per_rank = t_cfg.batch_size // world
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" and t_cfg.precision == "bf16" else nullcontext()
-    )
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if t_cfg.precision == "bf16" else nullcontext()
     log = open(out / "train_log.jsonl", "a") if rank == 0 else None
     last_step = t_cfg.steps if stop_after is None else min(t_cfg.steps, step + stop_after)
     bar = _progress(progress and rank == 0, recipe.name, step, t_cfg.steps)
@@ -210,7 +213,7 @@ def train(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        update_ema(ema, model, t_cfg.ema_decay)
+        update_ema(ema, model, ema_decay_at(step, t_cfg.ema_decay, t_cfg.ema_warmup))
         step += 1
         seen += t_cfg.batch_size
         loss_value = _global_mean(loss.detach())

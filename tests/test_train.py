@@ -12,7 +12,7 @@ import yaml
 from sgbench.config import load_train_recipe
 from sgbench.errors import SgbenchError
 from sgbench.models.checkpoint import load_model
-from sgbench.train import batch_indices, train
+from sgbench.train import batch_indices, ema_decay_at, train
 
 TINY = {
     "name": "tiny",
@@ -49,17 +49,26 @@ def test_recipes_in_the_repository_are_valid():
             load_train_recipe(path).model.build()
 
 
-@pytest.mark.parametrize("kind", ["routing", "masking", "dense"])
+@pytest.mark.parametrize("kind", ["routing", "masking", "dense", "routing-bf16"])
 def test_killed_run_resumes_to_identical_weights(tmp_path, kind):
-    model = {"routing": {}, "dense": {"routes": []}, "masking": {"routes": [], "masking": {"rate": 0.5, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2}}}[kind]
-    straight = load_train_recipe(write_recipe(tmp_path / "a", model=model))
+    model = {"routing": {}, "routing-bf16": {}, "dense": {"routes": []}, "masking": {"routes": [], "masking": {"rate": 0.5, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2}}}[kind]
+    train_changes = {"precision": "bf16"} if kind.endswith("bf16") else {}
+    straight = load_train_recipe(write_recipe(tmp_path / "a", model=model, train=train_changes))
     train(straight, progress=False)
-    halves = load_train_recipe(write_recipe(tmp_path / "b", model=model))
+    halves = load_train_recipe(write_recipe(tmp_path / "b", model=model, train=train_changes))
     train(halves, progress=False, stop_after=2)
     assert not (Path(halves.out) / "model.safetensors").exists()
     train(halves, resume=True, progress=False)
     assert_same(weights(Path(straight.out)), weights(Path(halves.out)))
     assert (Path(halves.out) / "snapshots" / "ema-step2.safetensors").exists()
+
+
+def test_ema_warmup_ramps_the_decay_up_to_its_target():
+    # (1 + s) / (10 + s): the first update keeps 10% of the random initial weights, not 99.9%.
+    assert ema_decay_at(0, 0.999, warmup=True) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.999, warmup=True) == pytest.approx(0.91)
+    assert ema_decay_at(10**6, 0.999, warmup=True) == 0.999
+    assert all(ema_decay_at(s, 0.999, warmup=False) == 0.999 for s in (0, 10, 10**6))
 
 
 def test_data_order_is_a_permutation_per_epoch():
@@ -83,6 +92,7 @@ def test_restarting_without_resume_is_refused(tmp_path):
         ({"model": {"routes": [[1, 2, 1.5]]}}, r"in \[0, 1\)"),
         ({"train": {"lr": "fast"}}, "Expected train.lr to be float"),
         ({"data": {"dataset": "imagenet"}}, "Unknown data.dataset 'imagenet'"),
+        ({"train": {"precision": "fp16"}}, "Unknown train.precision 'fp16'; expected one of fp32, bf16"),
     ],
 )
 def test_bad_recipes_fail_before_training(tmp_path, changes, message):
