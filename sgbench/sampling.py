@@ -16,6 +16,7 @@ A run directory (DESIGN section 7):
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -121,11 +122,31 @@ class SampleConfig:
     vae: str | None = None
 
     def identity(self) -> dict:
-        """What determines the samples: a resumed run must match it (batch size and device don't)."""
+        """What determines the samples: a resumed run must match it (batch size and device don't).
+
+        The weights' hashes belong to it: a checkpoint retrained in place must not resume (or let
+        `sgbench bench` reuse) samples of the old weights.
+        """
         d = asdict(self)
         for k in ("batch_size", "device", "out"):
             d.pop(k)
+        d["checkpoint_sha256"] = _cached_sha256(self.checkpoint)
+        d["guide_sha256"] = _cached_sha256(self.guide) if self.guide else None
         return d
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def _cached_sha256(path: str) -> str | None:
+    """sha256 of a file, hashed once per (path, size, mtime); None for a missing file (reported later)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def git_commit() -> str | None:
@@ -236,7 +257,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
         if ident_path.exists():
             previous = json.loads(ident_path.read_text())
             if previous != config.identity():
-                changed = sorted(k for k in previous if previous.get(k) != config.identity().get(k))
+                now = config.identity()
+                changed = sorted(k for k in previous.keys() | now.keys() if previous.get(k) != now.get(k))
                 raise SgbenchError(
                     f"{out} holds a run with another configuration (differs in: {', '.join(changed)}); "
                     "choose another --out or delete it"

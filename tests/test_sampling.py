@@ -109,6 +109,16 @@ def test_resuming_with_another_configuration_is_refused(checkpoint, tmp_path):
         run(checkpoint, tmp_path / "r", seed=5)
 
 
+def test_a_checkpoint_replaced_in_place_does_not_resume_old_samples(tmp_path):
+    path = tmp_path / "model.safetensors"
+    save_model(SiT(TOY), path)
+    run(path, tmp_path / "r")
+    torch.manual_seed(1)
+    save_model(SiT(TOY), path)  # retrained and exported to the same path
+    with pytest.raises(SgbenchError, match=r"another configuration \(differs in: checkpoint_sha256\)"):
+        run(path, tmp_path / "r")
+
+
 @pytest.mark.parametrize(
     "kw,message",
     [
