@@ -231,7 +231,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     """Generate `config.num` samples into the run directory `config.out`; resumes if it exists."""
     from sgbench.flops import cost_report
     from sgbench.guidance import Models, build_guidance
-    from sgbench.guidance.base import check_guide
+    from sgbench.guidance.base import check_guide, check_sparse_backbone
     from sgbench.models.checkpoint import load_model
 
     if config.num < 1 or config.batch_size < 1:
@@ -246,6 +246,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     models = Models(main=main, guide=guide)
     if method.needs_guide:
         check_guide(models)  # before any sampling: a missing or mismatched guide fails at once
+    check_sparse_backbone(method, models, eval_times(config.steps, config.solver))
     decode = make_decoder(main.config, config.vae)
 
     rank, world = _dist()

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -117,6 +119,15 @@ def test_a_checkpoint_replaced_in_place_does_not_resume_old_samples(tmp_path):
     save_model(SiT(TOY), path)  # retrained and exported to the same path
     with pytest.raises(SgbenchError, match=r"another configuration \(differs in: checkpoint_sha256\)"):
         run(path, tmp_path / "r")
+
+
+@pytest.mark.parametrize("guidance,params", [("sg", {"gs": 0.5, "gw": 0.9}), ("cfg+sg", {"gs": 0.0, "gw": 0.5})])
+def test_sparse_guidance_on_a_dense_model_is_refused(tmp_path, guidance, params):
+    path = tmp_path / "dense.safetensors"
+    save_model(SiT(replace(TOY, routes=())), path)
+    with pytest.raises(SgbenchError, match=r"(strong|weak) branch at token drop rate 0.5 .* has no routes and no masking"):
+        run(path, tmp_path / "r", guidance=guidance, guidance_params=params)
+    run(path, tmp_path / "cfg", guidance="cfg", guidance_params={"scale": 2.0})  # dense methods still run
 
 
 @pytest.mark.parametrize(

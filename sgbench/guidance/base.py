@@ -58,6 +58,20 @@ def check_guide(models: Models) -> None:
             )
 
 
+def check_sparse_backbone(method: "GuidanceMethod", models: Models, times: Sequence[float]) -> None:
+    """A branch that drops tokens needs a model that can drop them (routes or masking); a dense model
+    would silently run it dense, and sg would reduce to its strong branch at twice the cost."""
+    for t in times:
+        for b in method.branches(t):
+            model = models.main if b.model == "main" else models.guide
+            if b.sparsity > 0 and model is not None and not model.config.routes and model.config.masking is None:
+                raise SgbenchError(
+                    f"{method.name} runs its {b.role} branch at token drop rate {b.sparsity:g} (t = {t:g}), but the "
+                    f"{b.model} model ({model.config.name}) has no routes and no masking: sparse guidance needs a "
+                    "token-sparse backbone, trained with routing or masking"
+                )
+
+
 # ----------------------------------------------------------------------------------------------------
 # Schedules over t (sparsities) and the guidance interval
 
