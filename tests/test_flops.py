@@ -198,3 +198,17 @@ def test_cli_flops_json_and_errors():
     assert result.exit_code == 2 and "Guidance 'cfg' does not take --gs" in result.output
     result = runner.invoke(app, ["flops", "-g", "sg:gs=0.2", "--gs", "0.3"])
     assert result.exit_code == 2 and "Expected gs once" in result.output
+
+
+def test_speed_benchmark_times_every_method_and_forward():
+    from sgbench.guidance import build_guidance
+    from sgbench.guidance.speed import benchmark
+
+    config = preset("Tiny-test", routes=(Route(1, 2, 0.5),))
+    methods = [build_guidance("cfg", scale=2.0), build_guidance("sg", gs=0.5, gw=0.9)]
+    result = benchmark(config, methods, batch=2, repeats=1)
+    labels = [row["label"] for row in result["methods"]]
+    assert labels == ["cfg", "sg gs=0.5 gw=0.9", "sg gs=0.5 gw=0.9 (no shared prefix)"]
+    assert all(row["seconds"] > 0 for row in result["methods"] + result["forwards"])
+    cfg, sg, sg_unshared = result["methods"]
+    assert cfg["time_vs_cfg"] == 1.0 and sg["shared_gflops_vs_cfg"] < sg_unshared["shared_gflops_vs_cfg"]

@@ -1,8 +1,8 @@
 """`sgbench speed`: wall time of one guided sampling step per method, next to its analytic GFLOPs.
 
 A benchmark, not a test: random weights (timing does not depend on them), one warm-up, the median
-of a few repeats. The ratios to cfg are what matters (the paper's claim: SG 0.5/0.9 costs 0.427 of a
-CFG step in FLOPs, about 0.39 with the shared prefix).
+of a few rounds in which every timed function runs once in turn. The ratios to cfg are what matters
+(the paper's claim: SG 0.5/0.9 costs 0.427 of a CFG step in FLOPs, about 0.39 with the shared prefix).
 """
 
 from __future__ import annotations
@@ -18,16 +18,21 @@ from sgbench.guidance.base import GuidanceMethod, Models, run_branches
 from sgbench.models.sit import ModelConfig, SiT
 
 
-def _median_seconds(fn, repeats: int, device: str) -> float:
-    def once() -> float:
+def _median_seconds(fns: Sequence, repeats: int, device: str) -> list[float]:
+    """Median wall time of each function: one warm-up each, then `repeats` rounds that call them in
+    turn, so that a slow drift of the machine (another job, clock changes) hits every function alike."""
+
+    def once(fn) -> float:
         start = time.perf_counter()
         fn()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
-    once()  # warm-up
-    return statistics.median(once() for _ in range(repeats))
+    for fn in fns:
+        once(fn)  # warm-up
+    rounds = [[once(fn) for fn in fns] for _ in range(repeats)]
+    return [statistics.median(r[k] for r in rounds) for k in range(len(fns))]
 
 
 def _unshared_step(method: GuidanceMethod, models: Models, x: torch.Tensor, t: float, labels: torch.Tensor):
@@ -59,7 +64,7 @@ def benchmark(
     models = Models(main=model, guide=model)
     x = torch.randn(batch, config.in_channels, config.input_size, config.input_size, device=device)
     labels = torch.arange(batch, device=device) % config.num_classes
-    rows, cfg_row = [], None
+    rows, fns = [], []
     for m in methods:
         def step(m=m):
             return m.velocity(models, x, t, step=0, labels=labels, indices=range(batch), seed=0, state=m.new_state(batch))
@@ -68,27 +73,29 @@ def benchmark(
         row = {
             "method": m.name,
             "label": " ".join([m.name, *(f"{k}={v}" for k, v in m.params.items() if k in ("gs", "gw", "guide_sparsity"))]),
-            "seconds": _median_seconds(step, repeats, device),
             "gflops_no_sharing": step_ops(branches, config, shared_prefix=False).gflops("paper"),
             "gflops_shared_prefix": step_ops(branches, config, shared_prefix=True).gflops("paper"),
         }
         rows.append(row)
-        if m.name == "cfg" and cfg_row is None:
-            cfg_row = row
+        fns.append(step)
         if row["gflops_shared_prefix"] < row["gflops_no_sharing"]:  # time it also with one forward per branch
-            rows.append({**row, "label": row["label"] + " (no shared prefix)", "gflops_shared_prefix": row["gflops_no_sharing"],
-                         "seconds": _median_seconds(lambda m=m: _unshared_step(m, models, x, t, labels), repeats, device)})
+            rows.append({**row, "label": row["label"] + " (no shared prefix)", "gflops_shared_prefix": row["gflops_no_sharing"]})
+            fns.append(lambda m=m: _unshared_step(m, models, x, t, labels))
+    t_batch = torch.full((batch,), t, device=device)
+    forwards = []
+    for gamma in (0.0, 0.5, 0.9):
+        gens = None if gamma == 0 else [torch.Generator().manual_seed(i) for i in range(batch)]
+        what = "dense" if gamma == 0 else f"route gamma {gamma:g}"
+        forwards.append({"what": what, "gamma": gamma, "gflops": forward_gflops(config, gamma)})
+        fns.append(lambda gamma=gamma, gens=gens: model(x, t_batch, labels, sparsity=gamma, generators=gens))
+    seconds = _median_seconds(fns, repeats, device)
+    for row, sec in zip(rows + forwards, seconds):
+        row["seconds"] = sec
+    cfg_row = next((row for row in rows if row["method"] == "cfg"), None)
     for row in rows:
         ok = cfg_row is not None
         row["time_vs_cfg"] = row["seconds"] / cfg_row["seconds"] if ok else None
         row["gflops_vs_cfg"] = row["gflops_no_sharing"] / cfg_row["gflops_no_sharing"] if ok else None
         row["shared_gflops_vs_cfg"] = row["gflops_shared_prefix"] / cfg_row["gflops_shared_prefix"] if ok else None
     # columns: gflops_shared_prefix is what the timed code executed; gflops_no_sharing one forward per branch
-    t_batch = torch.full((batch,), t, device=device)
-    forwards = []
-    for gamma in (0.0, 0.5, 0.9):
-        gens = None if gamma == 0 else [torch.Generator().manual_seed(i) for i in range(batch)]
-        seconds = _median_seconds(lambda: model(x, t_batch, labels, sparsity=gamma, generators=gens), repeats, device)
-        what = "dense" if gamma == 0 else f"route gamma {gamma:g}"
-        forwards.append({"what": what, "gamma": gamma, "seconds": seconds, "gflops": forward_gflops(config, gamma)})
     return {"device": f"{device}, {torch.get_num_threads()} threads", "methods": rows, "forwards": forwards}
