@@ -6,7 +6,8 @@ A bench recipe (recipes/bench/animal.yaml is the embedded benchmark):
     name: animal
     backbones:
       routed: {checkpoint: sgbench/assets/animal-routed.safetensors,
-               guides: {early: sgbench/assets/animal-routed-step300.safetensors}}
+               guides: {early: sgbench/assets/animal-routed-step900.safetensors}}
+      dense:  {checkpoint: sgbench/assets/animal-dense.safetensors, configs: [CFG, SG]}   # a subset
     configs:
       - {label: CFG, guidance: cfg, scale: 2.0}
       - {label: AG,  guidance: ag,  scale: 2.0, guide: early}   # guide: a name from the backbone's guides
@@ -40,6 +41,10 @@ DEFAULT_RECIPE = REPO_ROOT / "recipes" / "bench" / "animal.yaml"
 class Backbone:
     checkpoint: str
     guides: dict = field(default_factory=dict)  # name -> checkpoint
+    configs: tuple[str, ...] = ()  # labels of the configs run on this backbone; empty: all of them
+
+    def runs(self, cell: "Cell") -> bool:
+        return not self.configs or cell.label in self.configs
 
 
 @dataclass(frozen=True)
@@ -133,8 +138,14 @@ def _validate(recipe: BenchRecipe) -> None:
     """Fail before any sampling: unknown methods, bad parameters, missing guides or checkpoints."""
     from sgbench.guidance import build_guidance
 
+    labels = [c.label for c in recipe.configs]
     for name, backbone in recipe.backbones.items():
+        for label in backbone.configs:
+            if label not in labels:
+                raise SgbenchError(f"backbones.{name}.configs names '{label}', which is not a config label ({labels})")
         for cell in recipe.configs:
+            if not backbone.runs(cell):
+                continue
             method = build_guidance(cell.guidance, **cell.params)
             if method.needs_guide and (cell.guide is None or cell.guide not in backbone.guides):
                 raise SgbenchError(
@@ -145,7 +156,7 @@ def _validate(recipe: BenchRecipe) -> None:
         if name not in recipe.backbones:
             raise SgbenchError(f"quick.backbones names '{name}', which is not a backbone ({sorted(recipe.backbones)})")
     for label in recipe.quick.configs:
-        if label not in [c.label for c in recipe.configs]:
+        if label not in labels:
             raise SgbenchError(f"quick.configs names '{label}', which is not a config label")
 
 
@@ -160,6 +171,8 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) ->
     for bname in backbones:
         b = recipe.backbones[bname]
         for cell in cells:
+            if not b.runs(cell):
+                continue
             guide = _resolve(b.guides[cell.guide]) if cell.guide else None
             config = SampleConfig(
                 checkpoint=_resolve(b.checkpoint), out=str(root / bname / cell.label.replace("+", "_").replace("/", "_")),

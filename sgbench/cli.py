@@ -131,7 +131,7 @@ def guidance_options(scale, gs, gw, interval, params) -> dict:
 
     sgbench sample --checkpoint CKPT --guidance cfg --scale 2 --num-samples 1000 --batch-size 250 --out runs/cfg2
 
-    sgbench sample --checkpoint CKPT --guidance ag --guide sgbench/assets/animal-routed-step300.safetensors --scale 2
+    sgbench sample --checkpoint CKPT --guidance ag --guide sgbench/assets/animal-routed-step900.safetensors --scale 2
 
     torchrun --nproc_per_node 2 -m sgbench.cli sample --checkpoint CKPT -n 1000   # same samples as 1 process
 

@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def write(tmp_path, **changes):
     raw = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    if "configs" in changes:  # other backbones name the default labels in their `configs`
+        raw["backbones"] = {"routed": raw["backbones"]["routed"]}
     raw.update(changes)
     path = tmp_path / "bench.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -43,11 +45,21 @@ def test_default_recipe_plans_every_method_on_the_shipped_backbone():
         ({"configs": [{"guidance": "cfg"}, {"guidance": "cfg"}]}, "labels must be unique"),
         ({"sampling": {"nums": 3}}, r"Unknown key\(s\) sampling.nums"),
         ({"quick": {"configs": ["nope"]}}, "quick.configs names 'nope'"),
+        ({"backbones": {"routed": {"checkpoint": "x.safetensors", "configs": ["nope"]}}}, "backbones.routed.configs names 'nope'"),
     ],
 )
 def test_bad_bench_recipes_fail_before_sampling(tmp_path, changes, message):
     with pytest.raises(SgbenchError, match=message):
         load_bench_recipe(write(tmp_path, **changes))
+
+
+def test_a_backbone_runs_only_its_configs(tmp_path):
+    raw = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    routed = raw["backbones"]["routed"]
+    backbones = {"routed": routed, "subset": {"checkpoint": routed["checkpoint"], "configs": ["unguided", "CFG"]}}
+    runs = plan(load_bench_recipe(write(tmp_path, backbones=backbones)))
+    assert [c.label for b, c, _ in runs if b == "subset"] == ["unguided", "CFG"]
+    assert len([b for b, _, _ in runs if b == "routed"]) == len(raw["configs"])
 
 
 @pytest.mark.slow
