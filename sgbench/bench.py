@@ -7,7 +7,7 @@ A bench recipe (recipes/bench/animal.yaml is the embedded benchmark):
     backbones:
       routed: {checkpoint: sgbench/assets/animal-routed.safetensors,
                guides: {early: sgbench/assets/animal-routed-step900.safetensors}}
-      dense:  {checkpoint: sgbench/assets/animal-dense.safetensors, configs: [CFG, SG]}   # a subset
+      masked: {checkpoint: sgbench/assets/animal-masked.safetensors, configs: [CFG, SG]}   # a subset
     configs:
       - {label: CFG, guidance: cfg, scale: 2.0}
       - {label: AG,  guidance: ag,  scale: 2.0, guide: early}   # guide: a name from the backbone's guides

@@ -319,7 +319,7 @@ def speed(
     route: Annotated[str, typer.Option(help="Routed blocks START:END (inclusive)")] = "2:24",
     guidance: Annotated[Optional[list[str]], typer.Option("--guidance", "-g", help="NAME[:k=v,...]; default: every method")] = None,
     batch: Annotated[int, typer.Option(help="Images per step")] = 2,
-    repeats: Annotated[int, typer.Option(help="Timed repeats (the median is reported), after one warm-up")] = 3,
+    repeats: Annotated[int, typer.Option(help="Timed rounds, each running every method once in turn (the median is reported), after one warm-up")] = 3,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's)")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
 ) -> None:

@@ -255,17 +255,17 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     ident_path = out / "sample_config.json"
     if rank == 0:
         shard_dir.mkdir(parents=True, exist_ok=True)
+        identity = config.identity()
         if ident_path.exists():
             previous = json.loads(ident_path.read_text())
-            if previous != config.identity():
-                now = config.identity()
-                changed = sorted(k for k in previous.keys() | now.keys() if previous.get(k) != now.get(k))
+            if previous != identity:
+                changed = sorted(k for k in previous.keys() | identity.keys() if previous.get(k) != identity.get(k))
                 raise SgbenchError(
                     f"{out} holds a run with another configuration (differs in: {', '.join(changed)}); "
                     "choose another --out or delete it"
                 )
         else:
-            _atomic_write_text(ident_path, json.dumps(config.identity(), indent=2))
+            _atomic_write_text(ident_path, json.dumps(identity, indent=2))
     if world > 1:
         dist.barrier()
 
@@ -301,8 +301,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
         record = {
             "config": asdict(config),
             "guidance": {"name": method.name, "params": method.params},
-            "model": {"checkpoint": config.checkpoint, "sha256": sha256_file(config.checkpoint), "config": main.config.to_dict()},
-            "guide": {"checkpoint": config.guide, "sha256": sha256_file(config.guide)} if config.guide else None,
+            "model": {"checkpoint": config.checkpoint, "sha256": _cached_sha256(config.checkpoint), "config": main.config.to_dict()},
+            "guide": {"checkpoint": config.guide, "sha256": _cached_sha256(config.guide)} if config.guide else None,
             "flops": cost_report(method, main.config, times, guide_config=guide.config if guide else None),
             "num_samples": config.num,
             "world_size": world,

@@ -131,12 +131,12 @@ def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer
 # The loop
 
 
-@torch.no_grad()
 def ema_decay_at(step: int, decay: float, warmup: bool) -> float:
     """The decay used for the EMA update after `step` optimiser steps (0-based)."""
     return min(decay, (1 + step) / (10 + step)) if warmup else decay
 
 
+@torch.no_grad()
 def update_ema(ema: SiT, model: SiT, decay: float) -> None:
     for pe, pm in zip(ema.parameters(), model.parameters()):
         pe.lerp_(pm.detach(), 1.0 - decay)
