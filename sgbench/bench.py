@@ -1,5 +1,5 @@
-"""`sgbench bench`: every guidance configuration of a recipe on the same backbones, sampled,
-evaluated and put in one leaderboard. The main job.
+"""`sgbench bench`: every guidance configuration of a recipe on the same backbones, sampled, evaluated
+and put in one leaderboard. The main job.
 
 A bench recipe (recipes/bench/animal.yaml is the embedded benchmark):
 
@@ -14,27 +14,30 @@ A bench recipe (recipes/bench/animal.yaml is the embedded benchmark):
       - {label: SG,  guidance: sg,  gs: 0.5, gw: 0.9, scale: 1.5}
     sampling: {num: 500, batch_size: 250, steps: 40, solver: euler, seed: 0}
     eval: {extractor: animal, ref: animal-all}
-    quick: {backbones: [routed], configs: [unguided, CFG, SG], num: 200}   # what --quick keeps
+    quick: {backbones: [routed], configs: [unguided, CFG, SG], num: 200,   # what --quick keeps
+            baseline: baselines/bench-quick.json}                          # and the gate it must pass
     out: runs/bench/animal
 
-Every cell is an ordinary run directory (out/<backbone>/<label>), so a rerun skips finished cells and
-resumes a killed one, and `sgbench compare` reads them like any other run.
+Every cell is an ordinary run directory (out/<full|quick>/<backbone>/<label>), so a rerun skips
+finished cells and resumes a killed one, and `sgbench compare` reads them like any other run. Paths
+in a recipe (checkpoints, guides, baselines) resolve through sgbench.resources: shipped files are
+found from any working directory.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from sgbench.config import REPO_ROOT, strict_dataclass
+from sgbench import resources
+from sgbench.config import load_yaml, strict_dataclass
 from sgbench.errors import SgbenchError
-from sgbench.sampling import SampleConfig, sample_run
+from sgbench.jobs import Evaluation, check_jobs, sample_and_evaluate
+from sgbench.sampling import SampleConfig
 
-DEFAULT_RECIPE = REPO_ROOT / "recipes" / "bench" / "animal.yaml"
+DEFAULT_RECIPE = "recipes/bench/animal.yaml"
+LEADERBOARD_FILES = {"leaderboard.md": "markdown", "leaderboard.csv": "csv", "leaderboard.json": "json"}
 
 
 @dataclass(frozen=True)
@@ -58,16 +61,11 @@ class Sampling:
 
 
 @dataclass(frozen=True)
-class Evaluation:
-    extractor: str = "animal"
-    ref: str = "animal-all"
-
-
-@dataclass(frozen=True)
 class Quick:
     backbones: tuple[str, ...] = ()
     configs: tuple[str, ...] = ()
     num: int = 200
+    baseline: str | None = None  # the gate `bench --quick` must pass
 
 
 @dataclass(frozen=True)
@@ -89,31 +87,26 @@ class BenchRecipe:
     eval: Evaluation
     quick: Quick
     out: str
-
-
-def _resolve(path: str) -> str:
-    """Paths in recipes are relative to the repository root unless absolute."""
-    p = Path(path)
-    return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
+    baseline: str | None = None  # the gate the full bench must pass, if any
 
 
 def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
-    path = Path(path) if path else DEFAULT_RECIPE
-    if not path.is_file():
-        raise SgbenchError(f"Bench recipe not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out"}
+    path = path or DEFAULT_RECIPE
+    raw = load_yaml(path, "bench recipe")
+    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise SgbenchError(f"Unknown bench recipe section(s) {unknown} in {path}; allowed: {sorted(allowed)}")
     if not raw.get("backbones") or not raw.get("configs"):
         raise SgbenchError(f"Bench recipe {path} needs 'backbones' and 'configs'")
+    if not isinstance(raw["backbones"], dict) or not isinstance(raw["configs"], list):
+        raise SgbenchError(f"Expected 'backbones' as a mapping and 'configs' as a list in {path}")
     backbones = {name: strict_dataclass(Backbone, b, f"backbones.{name}") for name, b in raw["backbones"].items()}
     cells = []
     for i, c in enumerate(raw["configs"]):
-        c = dict(c)
-        if "guidance" not in c:
+        if not isinstance(c, dict) or "guidance" not in c:
             raise SgbenchError(f"configs[{i}] needs a 'guidance' (a method name)")
+        c = dict(c)
         guidance = c.pop("guidance")
         label = str(c.pop("label", guidance))
         guide = c.pop("guide", None)
@@ -122,20 +115,21 @@ def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
     if len(set(labels)) != len(labels):
         raise SgbenchError(f"Config labels must be unique; got {labels}")
     recipe = BenchRecipe(
-        name=str(raw.get("name", path.stem)),
+        name=str(raw.get("name", Path(path).stem)),
         backbones=backbones,
         configs=tuple(cells),
         sampling=strict_dataclass(Sampling, raw.get("sampling", {}), "sampling"),
         eval=strict_dataclass(Evaluation, raw.get("eval", {}), "eval"),
         quick=strict_dataclass(Quick, raw.get("quick", {}), "quick"),
-        out=str(raw.get("out", f"runs/bench/{path.stem}")),
+        out=str(raw.get("out", f"runs/bench/{Path(path).stem}")),
+        baseline=raw.get("baseline"),
     )
     _validate(recipe)
     return recipe
 
 
 def _validate(recipe: BenchRecipe) -> None:
-    """Fail before any sampling: unknown methods, bad parameters, missing guides or checkpoints."""
+    """Fail on the recipe's own mistakes: unknown methods, bad parameters, missing guides, bad names."""
     from sgbench.guidance import build_guidance
 
     labels = [c.label for c in recipe.configs]
@@ -152,6 +146,8 @@ def _validate(recipe: BenchRecipe) -> None:
                     f"Config '{cell.label}' ({cell.guidance}) needs a guide: set guide: to one of "
                     f"{sorted(backbone.guides) or 'the guides of backbone ' + name + ' (none defined)'}"
                 )
+            if cell.guide is not None and not method.needs_guide:
+                raise SgbenchError(f"Config '{cell.label}' names a guide, but {cell.guidance} runs no guide model")
     for name in recipe.quick.backbones:
         if name not in recipe.backbones:
             raise SgbenchError(f"quick.backbones names '{name}', which is not a backbone ({sorted(recipe.backbones)})")
@@ -173,9 +169,9 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) ->
         for cell in cells:
             if not b.runs(cell):
                 continue
-            guide = _resolve(b.guides[cell.guide]) if cell.guide else None
+            guide = str(resources.resolve(b.guides[cell.guide])) if cell.guide else None
             config = SampleConfig(
-                checkpoint=_resolve(b.checkpoint), out=str(root / bname / cell.label.replace("+", "_").replace("/", "_")),
+                checkpoint=str(resources.resolve(b.checkpoint)), out=str(root / bname / cell.label.replace("+", "_").replace("/", "_")),
                 guidance=cell.guidance, guidance_params=dict(cell.params), guide=guide, num=num,
                 batch_size=min(s.batch_size, num), steps=s.steps, solver=s.solver, seed=s.seed, device=s.device,
             )
@@ -183,33 +179,30 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) ->
     return runs
 
 
-def _fresh(run_dir: Path, config: SampleConfig) -> bool:
-    """True when run_dir already holds exactly this configuration's samples."""
-    ident = run_dir / "sample_config.json"
-    return (run_dir / "samples.npz").is_file() and ident.is_file() and json.loads(ident.read_text()) == json.loads(
-        json.dumps(config.identity())
-    )
+def baseline_of(recipe: BenchRecipe, *, quick: bool) -> Path | None:
+    """The baseline the recipe gates this mode against, resolved, or None."""
+    path = recipe.quick.baseline if quick else recipe.baseline
+    return resources.resolve(path) if path else None
 
 
-def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None, progress: bool = True, log=print) -> list[Path]:
-    """Sample and evaluate every cell (skipping finished ones); returns the run directories."""
-    from sgbench.metrics.evaluate import evaluate
-    from sgbench.sweep import has_metrics
+def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None, progress: bool = True, log=print):
+    """Sample and evaluate every cell (keeping finished ones), write the leaderboard files beside the
+    runs; returns the Leaderboard."""
+    from sgbench import results
 
     runs = plan(recipe, quick=quick, out=out)
-    dirs = []
+    check_jobs([config for _, _, config in runs], recipe.eval)
     t0 = time.time()
     for k, (bname, cell, config) in enumerate(runs, 1):
-        run_dir = Path(config.out)
         head = f"[{k}/{len(runs)}] {bname} · {cell.label}"
-        if _fresh(run_dir, config) and has_metrics(run_dir, extractor=recipe.eval.extractor, ref=recipe.eval.ref, num=config.num):
-            log(f"{head}: done already, skipped")
-        else:
-            if not _fresh(run_dir, config):
-                log(f"{head}: sampling {config.num} with {cell.guidance} {cell.params or ''}")
-                sample_run(config, progress=progress)
-            log(f"{head}: evaluating ({recipe.eval.extractor} features vs {recipe.eval.ref})")
-            evaluate(run_dir, recipe.eval.ref, recipe.eval.extractor)
-        dirs.append(run_dir)
+        log(f"{head}: {cell.guidance} {cell.params or ''}")
+        done = sample_and_evaluate(config, recipe.eval, progress=progress)
+        if done == "kept":
+            log(f"{head}: done already, kept")
     log(f"bench {recipe.name}{' --quick' if quick else ''}: {len(runs)} runs in {time.time() - t0:.0f} s")
-    return dirs
+    dirs = [config.out for _, _, config in runs]
+    board = results.leaderboard(results.load_runs(dirs, extractor=recipe.eval.extractor, reference=recipe.eval.ref), sort="fd")
+    root = Path(out or recipe.out) / ("quick" if quick else "full")
+    for name, fmt in LEADERBOARD_FILES.items():
+        (root / name).write_text(results.render(board, fmt))
+    return board

@@ -1,17 +1,26 @@
 """The `sgbench` command line: a Typer app only.
 
-Each command turns options into config objects and calls one library function. A `SgbenchError`
-becomes a one-line message on stderr and exit code 2; no traceback for user mistakes.
+Each command turns options into the library's arguments and calls one library function; tables are
+rendered by sgbench.results.render. A `SgbenchError` becomes a one-line message on stderr and exit
+code 2; no traceback for user mistakes.
+
+One vocabulary for every command (docs/design.md, "Command line"): --checkpoint/-c, --guidance/-g,
+--num-samples/-n, --batch-size/-b, --out/-o, --steps, --solver, --seed, --device, --ref,
+--extractor/-e, --format/-f, and the guidance parameters --scale, --gs, --gw, --interval T_LO:T_HI ...
+generated from the guidance registry, so a new method's parameters become options everywhere.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from sgbench.errors import SgbenchError
+
 
 class _Group(typer.core.TyperGroup):
     """Turns SgbenchError, raised anywhere below, into one line on stderr and exit code 2."""
@@ -43,7 +52,97 @@ def _root() -> None:
     """
 
 
-# === train ===========================================================================================
+# === the shared vocabulary ===========================================================================
+
+Checkpoint = Annotated[Path, typer.Option("--checkpoint", "-c", help="Model checkpoint (.safetensors written by sgbench)")]
+Guide = Annotated[Optional[Path], typer.Option("--guide", help="Guide checkpoint for ag / ag+sg")]
+NumSamples = Annotated[int, typer.Option("--num-samples", "-n", help="Number of samples")]
+BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Samples per forward batch (does not change the samples)")]
+Steps = Annotated[int, typer.Option("--steps", help="Solver steps")]
+Solver = Annotated[str, typer.Option("--solver", help="euler or heun")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N (torchrun: each process its LOCAL_RANK GPU)")]
+Ref = Annotated[str, typer.Option("--ref", help="Reference statistics: a name (`sgbench stats list`) or a reference .npz")]
+Extractor = Annotated[str, typer.Option("--extractor", "-e", help="Feature extractor: animal (embedded benchmark) or inception (ADM's InceptionV3)")]
+Weights = Annotated[Optional[Path], typer.Option("--weights", help="Extractor weights file (inception: else $SGBENCH_INCEPTION_WEIGHTS, else the torch hub cache)")]
+Format = Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json")]
+Model = Annotated[str, typer.Option("--model", "-m", help="Model preset, e.g. SiT-XL/2")]
+Routes = Annotated[Optional[list[str]], typer.Option("--route", help="Routed blocks START:END (inclusive, 0-based); repeatable")]
+GuidanceSpecs = Annotated[Optional[list[str]], typer.Option("--guidance", "-g", help="NAME or NAME:key=value,... (e.g. sg:gs=0.5,gw=0.9); repeatable")]
+
+
+def with_guidance_options(command):
+    """Add one option per guidance parameter of the registry (--scale, --gs, --gw, --interval, ...) to
+    `command`, which receives the ones the user set as `guidance_params: dict[str, str]`."""
+    from sgbench.guidance.base import parameter_specs
+
+    specs = parameter_specs()
+    signature = inspect.signature(command, eval_str=True)
+    options = [
+        inspect.Parameter(
+            f"guidance_{spec.name}", inspect.Parameter.KEYWORD_ONLY, default=None,
+            annotation=Annotated[Optional[str], typer.Option(
+                "--" + spec.name.replace("_", "-"), metavar=spec.metavar, rich_help_panel="Guidance parameters",
+                help=f"{spec.help}; default {_defaults_text(spec.defaults)}",
+            )],
+        )
+        for spec in specs.values()
+    ]
+    kept = [p for p in signature.parameters.values() if p.name != "guidance_params"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        given = {name: kwargs.pop(f"guidance_{name}") for name in specs}
+        return command(**kwargs, guidance_params={k: v for k, v in given.items() if v is not None})
+
+    wrapper.__signature__ = signature.replace(parameters=kept + options)
+    return wrapper
+
+
+def _defaults_text(defaults: dict[str, str]) -> str:
+    """{'sg': '0.5', 'cfg+sg': '0.2'} -> '0.5 (sg), 0.2 (cfg+sg)': each value once, with its methods."""
+    by_value: dict[str, list[str]] = {}
+    for method, value in defaults.items():
+        by_value.setdefault(value, []).append(method)
+    return ", ".join(f"{value} ({', '.join(methods)})" for value, methods in by_value.items())
+
+
+def _method_specs(specs: list[str], shared: dict[str, str]) -> list:
+    """--guidance NAME[:k=v,...] specs plus the shared guidance options -> built methods."""
+    from sgbench.guidance import build_guidance, parse_spec
+
+    methods = []
+    for spec in specs:
+        name, params = parse_spec(spec)
+        for key, value in shared.items():
+            if key in params:
+                raise SgbenchError(f"Expected {key} once but got it both in --guidance {spec} and as --{key.replace('_', '-')}")
+            params[key] = value
+        methods.append(build_guidance(name, **params))
+    return methods
+
+
+def _model_config(model: str, route: list[str] | None, masking: float | None):
+    from sgbench.models.sit import Masking, parse_route, preset
+
+    overrides = {}
+    if route:
+        overrides["routes"] = tuple(parse_route(r) for r in route)
+    if masking is not None:
+        overrides["masking"] = Masking(rate=masking)
+    return preset(model, **overrides)
+
+
+def _gate(board, baseline: Path, tolerances: dict | None = None) -> None:
+    """Check a leaderboard against a baseline; print the report; exit 1 on regression."""
+    from sgbench import results
+
+    gate = results.check_baseline(board, results.read_baseline(baseline), tolerances or {})
+    typer.echo(gate.report(), err=True)
+    if not gate.ok:
+        raise typer.Exit(1)
+
+
+# === train & export ==================================================================================
 
 
 @app.command(
@@ -62,7 +161,7 @@ def train(
     recipe: Annotated[Path, typer.Argument(help="Training recipe (YAML), e.g. recipes/animal/routed.yaml")],
     overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. train.steps=100")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoint.safetensors")] = False,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
+    device: Device = "cpu",
     stop_after: Annotated[Optional[int], typer.Option(help="Stop after this many steps (resume later)")] = None,
 ) -> None:
     """Train a sparse (routed or masked) or dense backbone with flow matching."""
@@ -85,225 +184,127 @@ def export(
     half: Annotated[bool, typer.Option("--half", help="Store float16 weights (loaded back as float32)")] = False,
 ) -> None:
     """Copy a trained model for shipping: weights (optionally float16) with its config and provenance."""
-    import torch
+    from sgbench.models.checkpoint import export_model
 
-    from sgbench.models.checkpoint import load_extra, load_model, save_model
-
-    save_model(load_model(source), dest, dtype=torch.float16 if half else None, extra={**load_extra(source), "exported_from": str(source)})
-    typer.echo(f"Wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
+    size = export_model(source, dest, half=half)
+    typer.echo(f"Wrote {dest} ({size / 2**20:.1f} MiB)")
 
 
 # === sample ==========================================================================================
 
 
-def parse_params(items: list[str] | None) -> dict:
-    """`--param eta=0.5 --param momentum=-0.5` -> {'eta': 0.5, 'momentum': -0.5} (values parsed as YAML)."""
-    import yaml
-
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise SgbenchError(f"Expected --param as name=value (e.g. eta=0.5) but got '{item}'")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
-    return out
-
-
-def guidance_options(scale, gs, gw, interval, params) -> dict:
-    """Only what the user set: the method refuses options it does not take."""
-    out = parse_params(params)
-    for name, value in (("scale", scale), ("gs", gs), ("gw", gw)):
-        if value is not None:
-            out[name] = value
-    if interval is not None:
-        try:
-            lo, hi = (float(v) for v in interval.split(","))
-        except ValueError:
-            raise SgbenchError(f"Expected --interval as T_LO,T_HI (e.g. 0.2,0.8) but got '{interval}'") from None
-        out["interval"] = (lo, hi)
-    return out
-
-
 @app.command(
     epilog="""Examples:
 
-    sgbench sample --checkpoint sgbench/assets/animal-routed.safetensors --guidance sg --gs 0.5 --gw 0.9 --scale 1.5
+    sgbench sample -c sgbench/assets/animal-routed.safetensors -g sg --gs 0.5 --gw 0.9 --scale 1.5
 
-    sgbench sample --checkpoint CKPT --guidance cfg --scale 2 --num-samples 1000 --batch-size 250 --out runs/cfg2
+    sgbench sample -c CKPT -g cfg --scale 2 --interval 0.2:0.8 -n 1000 -b 250 -o runs/cfg2
 
-    sgbench sample --checkpoint CKPT --guidance ag --guide sgbench/assets/animal-routed-step900.safetensors --scale 2
+    sgbench sample -c CKPT -g ag --guide sgbench/assets/animal-routed-step900.safetensors --scale 2
 
-    torchrun --nproc_per_node 2 -m sgbench.cli sample --checkpoint CKPT -n 1000   # same samples as 1 process
+    sgbench sample -c CKPT -g ag+sg --guide GUIDE --gs cosine:0:0.6 --guide-sparsity cosine:0.6:0 --scale 2
 
-Rerunning a command with the same --out resumes it; finished shards are kept.
+    torchrun --nproc_per_node 2 -m sgbench.cli sample -c CKPT -n 1000   # the same samples as 1 process
+
+Rerunning a command with the same --out resumes it (finished shards are kept) and leaves a finished
+run as it is. `sgbench guidance list` shows every method with its parameters and defaults.
 """
 )
+@with_guidance_options
 def sample(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Model checkpoint (.safetensors)")],
+    checkpoint: Checkpoint,
     guidance: Annotated[str, typer.Option("--guidance", "-g", help="Guidance method; `sgbench guidance list` shows all")] = "unguided",
-    scale: Annotated[Optional[float], typer.Option(help="Guidance scale omega (1 = no guidance)")] = None,
-    gs: Annotated[Optional[float], typer.Option(help="Strong-branch sparsity gamma_strong (sg, cfg+sg, ag+sg)")] = None,
-    gw: Annotated[Optional[float], typer.Option(help="Weak-branch sparsity gamma_weak (sg, cfg+sg), gs < gw < 1")] = None,
-    interval: Annotated[Optional[str], typer.Option(help="Guidance interval T_LO,T_HI in t (0 noise, 1 data)")] = None,
-    guide: Annotated[Optional[Path], typer.Option(help="Guide checkpoint for ag / ag+sg")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Other method parameters, name=value")] = None,
-    steps: Annotated[int, typer.Option(help="Solver steps")] = 40,
-    solver: Annotated[str, typer.Option(help="euler or heun")] = "euler",
-    num: Annotated[int, typer.Option("--num-samples", "-n", help="Number of samples")] = 64,
-    batch_size: Annotated[int, typer.Option(help="Samples per forward batch (does not change the samples)")] = 64,
-    seed: Annotated[int, typer.Option(help="Run seed: sample i depends only on (seed, i)")] = 0,
-    labels: Annotated[str, typer.Option(help="balanced (i mod K) or random")] = "balanced",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default runs/sample/<guidance>-<seed>)")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda ...")] = "cpu",
+    guide: Guide = None,
+    steps: Steps = 40,
+    solver: Solver = "euler",
+    num: NumSamples = 64,
+    batch_size: BatchSize = 64,
+    seed: Annotated[int, typer.Option("--seed", help="Run seed: sample i depends only on (seed, i)")] = 0,
+    labels: Annotated[str, typer.Option("--labels", help="balanced (i mod K) or random")] = "balanced",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/sample/GUIDANCE-seedSEED)")] = None,
+    device: Device = "cpu",
+    guidance_params: dict | None = None,
 ) -> None:
     """Generate samples with any registered guidance into a run directory (samples.npz, grid.png, run.json)."""
     from sgbench.sampling import SampleConfig, sample_run
 
     config = SampleConfig(
         checkpoint=str(checkpoint), out=str(out or Path("runs/sample") / f"{guidance.replace('+', '_')}-seed{seed}"),
-        guidance=guidance, guidance_params=guidance_options(scale, gs, gw, interval, param),
-        guide=str(guide) if guide else None, num=num, batch_size=batch_size, steps=steps, solver=solver, seed=seed,
-        labels=labels, device=device,
+        guidance=guidance, guidance_params=guidance_params or {}, guide=str(guide) if guide else None, num=num,
+        batch_size=batch_size, steps=steps, solver=solver, seed=seed, labels=labels, device=device,
     )
     run = sample_run(config)
     typer.echo(f"Wrote {run}/samples.npz, grid.png, run.json")
 
 
-# === guidance & flops ================================================================================
+# === guidance, flops, speed ==========================================================================
 
-guidance_app = typer.Typer(
-    help="Guidance methods: `sgbench guidance list`.", no_args_is_help=True, rich_markup_mode="markdown"
-)
+guidance_app = typer.Typer(help="Guidance methods: `sgbench guidance list`.", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(guidance_app, name="guidance")
 
 
 @guidance_app.command("list")
 def guidance_list() -> None:
-    """Every registered guidance method: its branches, its formula, its parameters, defaults and typical ranges."""
-    import dataclasses
+    """Every registered guidance method: its branches, its formula, its options, defaults and typical ranges."""
+    from sgbench.results.render import guidance_table
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from sgbench.guidance import REGISTRY, build_guidance
-
-    table = Table(title="Guidance methods: D = D_weak + w (D_strong - D_weak); gamma = fraction of tokens dropped")
-    for col in ("name", "formula", "branches", "parameters: default (typical)"):
-        table.add_column(col)
-    for name in REGISTRY:
-        m = build_guidance(name)
-        names = {"strong": "gs", "weak": "guide_sparsity" if "guide_sparsity" in m.params else "gw"}
-        branches = []
-        for b in filter(None, (m.strong(0.0), m.weak(0.0))):
-            gamma = names[b.role] if names[b.role] in m.params else f"{b.sparsity:g}"
-            branches.append(f"{b.role}: {b.model}, {b.condition}, gamma={gamma}")
-        typical = {f.name: f.metadata.get("typical", "") for f in dataclasses.fields(m)}
-        params = [f"{k}={_show(v)}" + (f" ({typical[k]})" if typical[k] else "") for k, v in m.params.items()]
-        if m.needs_guide:
-            params.append("needs --guide")
-        table.add_row(name, m.summary, "\n".join(branches), "\n".join(params) or "-")
-    Console().print(table)
-
-
-def _show(value) -> str:
-    return ":".join(f"{x:g}" for x in value) if isinstance(value, list) else f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _guidance_specs(specs: list[str], options: dict) -> list:
-    """--guidance NAME[:k=v,...] specs plus the shared --gs/--gw/... options -> built methods."""
-    from sgbench.guidance import build_guidance, parse_spec
-
-    methods = []
-    for spec in specs:
-        name, params = parse_spec(spec)
-        for key, value in options.items():
-            if value is not None:
-                if key in params:
-                    raise SgbenchError(f"Expected {key} once but got it both in --guidance {spec} and as --{key.replace('_', '-')}")
-                params[key] = value
-        methods.append(build_guidance(name, **params))
-    return methods
+    typer.echo(guidance_table(), nl=False)
 
 
 @app.command(
     epilog="""Examples:
 
-    sgbench flops --model SiT-XL/2 --route 2:24 --guidance unguided --guidance cfg --guidance sg:gs=0.5,gw=0.9
+    sgbench flops --model SiT-XL/2 --route 2:24 -g unguided -g cfg -g sg:gs=0.5,gw=0.9
 
-    sgbench flops --model SiT-XL/2 --route 2:24 --guidance sg --gs 0.3 --gw 0.8 --interval 0.2:1
+    sgbench flops --model SiT-XL/2 --route 2:24 -g sg --gs 0.3 --gw 0.8 --interval 0.2:1
 
-    sgbench flops --model SiT-XL/2 --route 2:24 --guidance ag+sg:gs=cosine:0:0.6,guide_sparsity=cosine:0.6:0
+    sgbench flops --model SiT-XL/2 --route 2:24 -g ag+sg --gs cosine:0:0.6 --guide-sparsity cosine:0.6:0
 
-    sgbench flops --model SiT-XL/2 --masking 0.5 --guidance cfg+sg --convention macs --json
+    sgbench flops --model SiT-XL/2 --masking 0.5 -g cfg+sg --convention macs --solver heun --json
 """
 )
+@with_guidance_options
 def flops(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model preset, e.g. SiT-XL/2")] = "SiT-XL/2",
-    route: Annotated[Optional[list[str]], typer.Option(help="Routed blocks START:END (inclusive, 0-based); repeatable")] = None,
+    model: Model = "SiT-XL/2",
+    route: Routes = None,
     masking: Annotated[Optional[float], typer.Option(help="Masking model (MaskDiT decoder) with this training rate")] = None,
-    guidance: Annotated[Optional[list[str]], typer.Option("--guidance", "-g", help="NAME or NAME:key=value,...; repeatable")] = None,
+    guidance: GuidanceSpecs = None,
     guide_model: Annotated[Optional[str], typer.Option(help="Guide preset for ag / ag+sg (default: the main model's)")] = None,
-    scale: Annotated[Optional[str], typer.Option(help="Guidance scale w for every --guidance")] = None,
-    gs: Annotated[Optional[str], typer.Option(help="gamma_strong: a value (0.5) or a schedule over t (linear:0.2:0.6, cosine:0.6:0)")] = None,
-    gw: Annotated[Optional[str], typer.Option(help="gamma_weak: a value (0.9) or a schedule over t")] = None,
-    guide_sparsity: Annotated[Optional[str], typer.Option(help="ag+sg's guide sparsity: a value or a schedule over t")] = None,
-    interval: Annotated[Optional[str], typer.Option(help="Guidance interval T_LO:T_HI (t = 0 noise)")] = None,
-    eta: Annotated[Optional[str], typer.Option(help="APG's eta")] = None,
-    momentum: Annotated[Optional[str], typer.Option(help="APG's momentum beta")] = None,
-    norm_threshold: Annotated[Optional[str], typer.Option(help="APG's norm threshold r")] = None,
-    steps: Annotated[int, typer.Option(help="Euler steps (model evaluations at t = i / steps)")] = 40,
+    steps: Steps = 40,
+    solver: Solver = "euler",
     convention: Annotated[str, typer.Option(help="paper (linear/conv MACs, the SG paper), macs (+ attention), flops (2 x macs)")] = "paper",
     as_json: Annotated[bool, typer.Option("--json", help="Print the full cost reports (all conventions, every step) as JSON")] = False,
+    guidance_params: dict | None = None,
 ) -> None:
     """Analytic GFLOPs per step and per image of guidance methods on a model preset; needs no weights.
 
-    The options --scale, --gs, --gw, ... apply to every --guidance; per-method values go in the spec
-    (`sg:gs=0.5,gw=0.9`). The table shows the paper's "GFLOPs per image per step" (mean over the
-    steps), its delta to the unguided dense model, the same with the shared prefix computed once (what
-    `sgbench sample` executes), and the total per image.
+    Guidance options (--scale, --gs, ...) apply to every --guidance; per-method values go in the spec
+    (`sg:gs=0.5,gw=0.9`). The table shows the paper's "GFLOPs per image per step" (one forward per
+    branch, Table 2), its delta to the unguided dense model, the same with the shared prefix computed
+    once (what `sgbench sample` executes), and the total per image.
     """
     import json
 
-    from rich.console import Console
-    from rich.table import Table
-
-    from sgbench.flops import CONVENTIONS, cost_report, euler_times
-    from sgbench.models.sit import Masking, parse_route, preset
+    from sgbench.flops import CONVENTIONS, cost_report
+    from sgbench.models.sit import preset
+    from sgbench.results.render import flops_table
+    from sgbench.sampling import eval_times
 
     if convention not in CONVENTIONS:
         raise SgbenchError(f"Expected --convention in {', '.join(CONVENTIONS)} but got '{convention}'")
-    if steps < 1:
-        raise SgbenchError(f"Expected --steps >= 1 but got {steps}")
-    overrides = {}
-    if route:
-        overrides["routes"] = tuple(parse_route(r) for r in route)
-    if masking is not None:
-        overrides["masking"] = Masking(rate=masking)
-    main_config = preset(model, **overrides)
+    times = eval_times(steps, solver)
+    main_config = _model_config(model, route, masking)
     guide_config = preset(guide_model) if guide_model else None
-    options = dict(scale=scale, gs=gs, gw=gw, guide_sparsity=guide_sparsity, interval=interval, eta=eta,
-                   momentum=momentum, norm_threshold=norm_threshold)
-    methods = _guidance_specs(guidance or ["unguided", "cfg", "sg"], options)
-    reports = [cost_report(m, main_config, euler_times(steps), guide_config) for m in methods]
+    methods = _method_specs(guidance or ["unguided", "cfg", "sg"], guidance_params or {})
+    reports = [cost_report(m, main_config, times, guide_config) for m in methods]
     if as_json:
         typer.echo(json.dumps(reports, indent=2))
         return
-    sparse = main_config.sparsity_kind
     detail = {"routing": f"route {', '.join(f'{r.start}..{r.end}' for r in main_config.routes)}",
               "masking": f"masking, decoder {main_config.masking.decoder_depth if main_config.masking else 0} blocks",
-              "dense": "dense"}[sparse]
-    table = Table(title=f"{main_config.name} ({detail}), {steps} Euler steps, GFLOPs per image [{convention}]")
-    for col in ("guidance", "branches/step", "GFLOPs/step", "Δ unguided", "prefix once", "per image"):
-        table.add_column(col, justify="left" if col == "guidance" else "right")
-    for r in reports:
-        plain, shared = r["mean_per_step"]["no_sharing"][convention], r["mean_per_step"]["shared_prefix"][convention]
-        delta = r["delta_to_unguided_per_image"]["no_sharing"][convention] / steps
-        branches = sum(len(s["branches"]) for s in r["per_step"]) / steps
-        costly = [f"{k}={_show(v)}" for k, v in r["params"].items() if k in ("gs", "gw", "guide_sparsity", "interval")
-                  and not (k == "interval" and v == [0.0, 1.0])] + (["scale=1"] if r["params"].get("scale") == 1 else [])
-        table.add_row(" ".join([r["method"], *costly]), f"{branches:g}", f"{plain:.2f}", f"{delta:+.2f}", f"{shared:.2f}",
-                      f"{r['per_image']['no_sharing'][convention]:.1f}")
-    Console().print(table)
+              "dense": "dense"}[main_config.sparsity_kind]
+    title = f"{main_config.name} ({detail}), {steps} {solver} steps ({len(times)} evaluations), GFLOPs per image [{convention}]"
+    typer.echo(flops_table(reports, title=title, convention=convention), nl=False)
 
 
 @app.command(
@@ -311,42 +312,34 @@ def flops(
 
     sgbench speed                       # every method, SiT-XL/2 route 2..24, batch 2, CPU
 
-    sgbench speed --guidance cfg --guidance sg:gs=0.5,gw=0.9 --repeats 5
+    sgbench speed -g cfg -g sg:gs=0.5,gw=0.9 --batch-size 8 --repeats 5 --threads 2
 """
 )
 def speed(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model preset")] = "SiT-XL/2",
-    route: Annotated[str, typer.Option(help="Routed blocks START:END (inclusive)")] = "2:24",
-    guidance: Annotated[Optional[list[str]], typer.Option("--guidance", "-g", help="NAME[:k=v,...]; default: every method")] = None,
-    batch: Annotated[int, typer.Option(help="Images per step")] = 2,
+    model: Model = "SiT-XL/2",
+    route: Annotated[str, typer.Option("--route", help="Routed blocks START:END (inclusive)")] = "2:24",
+    guidance: GuidanceSpecs = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per step")] = 2,
     repeats: Annotated[int, typer.Option(help="Timed rounds, each running every method once in turn (the median is reported), after one warm-up")] = 3,
     threads: Annotated[Optional[int], typer.Option(help="torch CPU threads (default: torch's)")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...")] = "cpu",
+    device: Device = "cpu",
 ) -> None:
     """Benchmark (not a test): wall time of one sampling step per guidance method, with random weights,
     next to its GFLOPs [paper], and the time ratio to cfg against the GFLOP ratio; also one forward at
-    dense, gamma 0.5 and gamma 0.9. Timings share the CPU with whatever else runs."""
-    from rich.console import Console
-    from rich.table import Table
-
+    dense, gamma 0.5 and gamma 0.9. Timings share the machine with whatever else runs."""
+    from sgbench.benchmarks.speed import benchmark
+    from sgbench.distributed import parse_device
     from sgbench.guidance import REGISTRY
-    from sgbench.guidance.speed import benchmark
-    from sgbench.models.sit import parse_route, preset
+    from sgbench.results.render import speed_table
 
-    config = preset(model, routes=(parse_route(route),))
-    methods = _guidance_specs(guidance or list(REGISTRY), {})
-    result = benchmark(config, methods, batch=batch, repeats=repeats, threads=threads, device=device)
-    console = Console()
-    table = Table(title=f"{config.name} route {route}, batch {batch}, one step, median of {repeats} [{result['device']}]")
-    for col in ("guidance", "seconds", "GFLOPs/img", "time / cfg", "GFLOPs / cfg", "unshared GFLOPs / cfg"):
-        table.add_column(col, justify="left" if col == "guidance" else "right")
-    for row in result["methods"]:
-        ratios = [row[k] for k in ("time_vs_cfg", "shared_gflops_vs_cfg", "gflops_vs_cfg")]
-        table.add_row(row["label"], f"{row['seconds']:.3f}", f"{row['gflops_shared_prefix']:.2f}",
-                      *(f"{r:.3f}" if r is not None else "-" for r in ratios))
-    console.print(table)
-    for row in result["forwards"]:
-        console.print(f"one forward, batch {batch}, {row['what']}: {row['seconds']:.3f} s ({row['gflops']:.2f} GFLOPs/img)")
+    if batch_size < 1 or repeats < 1:
+        raise SgbenchError(f"Expected --batch-size >= 1 and --repeats >= 1 but got {batch_size} and {repeats}")
+    parse_device(device)
+    config = _model_config(model, [route], None)
+    methods = _method_specs(guidance or list(REGISTRY), {})
+    result = benchmark(config, methods, batch=batch_size, repeats=repeats, threads=threads, device=device)
+    title = f"{config.name} route {route}, batch {batch_size}, one step, median of {repeats} [{result['device']}]"
+    typer.echo(speed_table(result, title=title), nl=False)
 
 
 # === eval & stats ====================================================================================
@@ -356,26 +349,10 @@ eval_app = typer.Typer(
     no_args_is_help=True, rich_markup_mode="markdown",
 )
 stats_app = typer.Typer(
-    help="Reference statistics in reference_stats/: `sgbench stats build`, `import-adm`, `list`.",
-    no_args_is_help=True, rich_markup_mode="markdown",
+    help="Reference statistics: `sgbench stats build`, `import-adm`, `list`.", no_args_is_help=True, rich_markup_mode="markdown",
 )
 app.add_typer(eval_app, name="eval")
 app.add_typer(stats_app, name="stats")
-
-ExtractorOpt = Annotated[str, typer.Option("--extractor", "-e", help="Feature extractor: animal (embedded benchmark) or inception (ADM's InceptionV3)")]
-WeightsOpt = Annotated[Optional[Path], typer.Option("--weights", help="Extractor weights file (inception: else $SGBENCH_INCEPTION_WEIGHTS, else the torch hub cache)")]
-
-
-def _print_records(title: str, rows: list[tuple[str, str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for name, value in rows:
-        table.add_row(name, value)
-    Console().print(table)
 
 
 @eval_app.command(
@@ -384,30 +361,29 @@ def _print_records(title: str, rows: list[tuple[str, str]]) -> None:
 
     sgbench eval fid runs/animal/sg --ref animal-all
 
-    sgbench eval fid samples.npz --ref VIRTUAL_imagenet256 --extractor inception --weights weights-inception-2015-12-05-6726825d.pth --kid
+    sgbench eval fid samples.npz --ref VIRTUAL_imagenet256 -e inception --weights weights-inception-2015-12-05-6726825d.pth --kid
 """,
 )
 def eval_fid(
     samples: Annotated[Path, typer.Argument(help="Run directory (with samples.npz) or an ADM npz (arr_0 uint8 NHWC)")],
-    ref: Annotated[str, typer.Option("--ref", help="Reference name from reference_stats/manifest.json, or a reference .npz")],
-    extractor: ExtractorOpt = "animal",
-    weights: WeightsOpt = None,
+    ref: Ref,
+    extractor: Extractor = "animal",
+    weights: Weights = None,
     kid: Annotated[bool, typer.Option("--kid", help="Also compute KID (polynomial kernel, 100 subsets)")] = False,
-    batch_size: Annotated[Optional[int], typer.Option(help="Images per batch (does not change results)")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Images per batch (does not change results)")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: none; Inception at 50k: minutes per 100)")] = 200,
 ) -> None:
-    """FID, sFID (inception), IS, precision and recall (k = 3, ADM's), optional KID, and class accuracy (animal).
+    """FID (FD in non-Inception features), sFID (inception), IS, precision and recall (k = 3, ADM's), optional
+    KID, and class accuracy (animal), each with a 95% bootstrap interval.
 
     Streams the samples in batches; a run directory gets **metrics.json** (each metric with its
-    extractor, weights sha256, reference and sample count).
+    extractor, weights sha256, reference, sample count and the sha256 of the samples it scored).
     """
     from sgbench.metrics import evaluate
+    from sgbench.results.render import metrics_table
 
-    result = evaluate(samples, ref, extractor, weights=weights, kid=kid, batch_size=batch_size)
-    m = result["metrics"]
-    rows = [(k, f"{v:.4f}") for k, v in m.items() if k not in ("is_std", "kid_std")]
-    rows = [(k, f"{m['is']:.3f} ± {m['is_std']:.3f}") if k == "is" else (k, f"{m['kid']:.5f} ± {m['kid_std']:.5f}") if k == "kid" else (k, v) for k, v in rows]
-    _print_records(
-        f"{result['num_samples']} samples vs '{result['reference']}' ({result['num_reference']} images), extractor {extractor}", rows)
+    result = evaluate(samples, ref, extractor, weights=weights, kid=kid, batch_size=batch_size, bootstrap_replicates=bootstrap)
+    typer.echo(metrics_table(result), nl=False)
 
 
 @eval_app.command(
@@ -422,19 +398,13 @@ def eval_lpips(
     against: Annotated[Path, typer.Option("--against", help="Run directory or npz with the paired samples (same seeds, same order)")],
     net: Annotated[str, typer.Option(help="LPIPS trunk: alex or vgg")] = "alex",
     trunk_weights: Annotated[Optional[Path], typer.Option(help="torchvision trunk weights (else $SGBENCH_LPIPS_TRUNK, else the torch hub cache)")] = None,
-    batch_size: int = 64,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Pairs per batch")] = 64,
 ) -> None:
     """Mean LPIPS between sample i of two runs (the SG paper's Fig. 7 left); recorded in the run's metrics.json."""
-    from sgbench.metrics.evaluate import resolve_samples, write_metrics
-    from sgbench.metrics.lpips_score import mean_lpips
+    from sgbench.metrics.lpips_score import evaluate_lpips
 
-    (a, run_dir), (b, _) = resolve_samples(samples), resolve_samples(against)
-    out = mean_lpips(a, b, net=net, trunk_weights=trunk_weights, batch_size=batch_size)
-    if run_dir is not None:
-        write_metrics(run_dir, {"metrics": {"lpips": out["lpips"]}, "extractor": f"lpips-{net}", "weights_sha256": out["weights_sha256"],
-                                "reference": str(against), "num_reference": out["num_pairs"], "num_samples": out["num_pairs"],
-                                "resolution": None})
-    _print_records(f"LPIPS ({net}) over {out['num_pairs']} pairs", [("lpips", f"{out['lpips']:.4f}")])
+    out = evaluate_lpips(samples, against, net=net, trunk_weights=trunk_weights, batch_size=batch_size)
+    typer.echo(f"LPIPS ({net}) over {out['num_pairs']} pairs: {out['lpips']:.4f}")
 
 
 @eval_app.command(
@@ -449,7 +419,7 @@ def eval_clip(
     prompts: Annotated[Path, typer.Option("--prompts", help="Text file, one prompt per sample in order")],
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Local open_clip weights file")] = None,
     model: Annotated[str, typer.Option(help="open_clip model name")] = "ViT-B-32",
-    batch_size: int = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch")] = 32,
 ) -> None:
     """CLIP score (100 x cosine, clipped at 0) through open_clip with local weights."""
     from sgbench.metrics.clip_score import clip_score
@@ -459,14 +429,14 @@ def eval_clip(
         raise SgbenchError(f"Expected a prompts file (one prompt per line) but {prompts} does not exist")
     npz, _ = resolve_samples(samples)
     out = clip_score(npz, prompts.read_text().splitlines(), model_name=model, weights=weights, batch_size=batch_size)
-    _print_records(f"CLIP score ({model}) over {out['num_samples']} samples", [("clip_score", f"{out['clip_score']:.3f}")])
+    typer.echo(f"CLIP score ({model}) over {out['num_samples']} samples: {out['clip_score']:.3f}")
 
 
 @eval_app.command("train-classifier")
 def eval_train_classifier(
-    out: Annotated[Optional[Path], typer.Option(help="Output file (default: the shipped sgbench/assets/animal_classifier.safetensors)")] = None,
-    epochs: int = 15,
-    seed: int = 0,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: the shipped sgbench/assets/animal_classifier.safetensors)")] = None,
+    epochs: Annotated[int, typer.Option(help="Epochs over the 9,000 training images")] = 15,
+    seed: Annotated[int, typer.Option(help="Training seed")] = 0,
 ) -> None:
     """Train the `animal` extractor's classifier on Animal-MNIST `train` and report top-1 on `test` (one CPU thread, a few minutes)."""
     from sgbench.metrics.animal_classifier import DEFAULT_WEIGHTS
@@ -491,10 +461,10 @@ def eval_train_classifier(
 def stats_build(
     name: Annotated[str, typer.Argument(help="Reference name (the manifest key and npz file name)")],
     source: Annotated[str, typer.Option("--from", help="animal, animal:SPLIT, a folder of images, or an npz with arr_0")],
-    extractor: ExtractorOpt = "animal",
-    weights: WeightsOpt = None,
+    extractor: Extractor = "animal",
+    weights: Weights = None,
     force: Annotated[bool, typer.Option(help="Rebuild even if the reference exists")] = False,
-    batch_size: int = 250,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch")] = 250,
 ) -> None:
     """Compute reference statistics (mu, sigma, spatial stats, feature rows for precision/recall) once; cached after."""
     from sgbench.metrics.reference import build_reference, reference_dir
@@ -514,9 +484,9 @@ def stats_build(
 def stats_import_adm(
     path: Annotated[Path, typer.Argument(help="ADM reference batch (arr_0, mu, sigma, mu_s, sigma_s)")],
     name: Annotated[Optional[str], typer.Option(help="Reference name (default: file stem without _labeled)")] = None,
-    weights: WeightsOpt = None,
-    force: bool = False,
-    batch_size: int = 100,
+    weights: Weights = None,
+    force: Annotated[bool, typer.Option(help="Import again even if the reference exists")] = False,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch")] = 100,
 ) -> None:
     """Import the ADM suite's reference statistics, plus Inception features of its images for precision/recall."""
     from sgbench.metrics.reference import import_adm, reference_dir
@@ -527,22 +497,17 @@ def stats_import_adm(
 
 @stats_app.command("list")
 def stats_list() -> None:
-    """Reference statistics in the manifest."""
-    from rich.console import Console
-    from rich.table import Table
+    """Every reference known here: shipped, built into $SGBENCH_REFERENCE_STATS or the user's cache."""
+    from sgbench.metrics.reference import locate
+    from sgbench.results.render import rich_text, table
 
-    from sgbench.metrics.reference import read_manifest
-
-    table = Table(title="reference_stats/manifest.json")
-    for col in ("name", "extractor", "images", "px", "source", "weights sha256"):
-        table.add_column(col)
-    for e in read_manifest().values():
-        table.add_row(e.name, e.extractor, str(e.num_images), str(e.resolution), e.source, e.weights_sha256[:12])
-    Console().print(table)
+    rows = [[e.name, e.extractor, str(e.num_images), str(e.resolution), e.source, e.weights_sha256[:12], str(root)]
+            for e, root in locate().values()]
+    typer.echo(rich_text(table("Reference statistics", ["name", "extractor", "images", "px", "source", "weights sha256", "folder"],
+                               rows, left=7)), nl=False)
 
 
-
-# === bench ===========================================================================================
+# === bench, compare, sweep ===========================================================================
 
 
 @app.command(
@@ -550,43 +515,32 @@ def stats_list() -> None:
 
     sgbench bench                       # the embedded benchmark: recipes/bench/animal.yaml
 
-    sgbench bench --quick               # three configurations, 100 samples each (about a minute)
+    sgbench bench --quick               # three configurations, 100 samples each, gated against its baseline
 
     sgbench bench recipes/bench/animal.yaml --out runs/mybench --format markdown
 
-Every cell is an ordinary run directory (OUT/full/<backbone>/<label>): a rerun skips finished cells
+Every cell is an ordinary run directory (OUT/full/<backbone>/<label>): a rerun keeps finished cells
 and resumes a killed one; `sgbench compare OUT/full` rebuilds the leaderboard at any time.
 """
 )
 def bench(
-    recipe: Annotated[Optional[Path], typer.Argument(help="Bench recipe (default: recipes/bench/animal.yaml)")] = None,
+    recipe: Annotated[Optional[Path], typer.Argument(help="Bench recipe (default: recipes/bench/animal.yaml, shipped)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Only the recipe's quick subset")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the recipe's)")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json")] = "table",
-    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Also gate against this baseline (exit 1 on regression)")] = None,
+    fmt: Format = "table",
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Gate against this baseline instead of the recipe's (exit 1 on regression)")] = None,
 ) -> None:
     """The main job: sample, evaluate and rank every guidance configuration of a bench recipe."""
     from sgbench import results
-    from sgbench.bench import load_bench_recipe, run_bench
+    from sgbench.bench import baseline_of, load_bench_recipe, run_bench
 
+    results.check_format(fmt)
     r = load_bench_recipe(recipe)
-    if fmt not in results.FORMATS:
-        raise SgbenchError(f"Unknown --format '{fmt}'; expected one of {', '.join(results.FORMATS)}")
-    dirs = run_bench(r, quick=quick, out=str(out) if out else None, log=lambda m: typer.echo(m, err=True))
-    board = results.leaderboard(results.load_runs(dirs, extractor=r.eval.extractor, reference=r.eval.ref), sort="fd")
-    root = dirs[0].parent.parent
-    for name, f in (("leaderboard.md", "markdown"), ("leaderboard.csv", "csv"), ("leaderboard.json", "json")):
-        (root / name).write_text(results.render(board, f))
+    board = run_bench(r, quick=quick, out=str(out) if out else None, log=lambda m: typer.echo(m, err=True))
     typer.echo(results.render(board, fmt), nl=False)
-    typer.echo(f"Leaderboard files: {root}/leaderboard.{{md,csv,json}}", err=True)
-    if baseline is not None:
-        gate = results.check_baseline(board, results.read_baseline(baseline), {})
-        typer.echo(gate.report(), err=True)
-        if not gate.ok:
-            raise typer.Exit(1)
-
-
-# === compare & sweep =================================================================================
+    gate = baseline or baseline_of(r, quick=quick)
+    if gate is not None:
+        _gate(board, gate)
 
 
 @app.command(
@@ -594,7 +548,7 @@ def bench(
 
     sgbench compare runs/bench                                  # every run directory inside, best FD first
 
-    sgbench compare runs/sg-* runs/cfg-* --sort gflops_step --format markdown --output leaderboard.md
+    sgbench compare runs/sg-* runs/cfg-* --sort gflops_step --format markdown --out leaderboard.md
 
     sgbench compare runs/bench --format csv --ref animal-all --extractor animal
 
@@ -602,20 +556,20 @@ def bench(
 
     sgbench compare runs/bench --baseline baselines/quick.json --tolerance class_accuracy=0.05   # CI gate
 
-Columns: FD (FID with the inception extractor), sFID, IS, precision, recall, class accuracy; GFLOPs
-per image per step (paper convention, Table 2), +attn (with attention matmuls), Δ to the unguided
-dense model, GFLOPs per image (whole trajectory), measured images/s. `*` marks the Pareto front of FD
-against GFLOPs within a backbone; runs that differ only in seed are one row (mean ± std, n).
+Columns: FD (FID with the inception extractor), sFID, IS, precision, recall, class accuracy, each ± half
+its 95% interval; GFLOPs per image per step (paper convention, Table 2), as run, Δ to the unguided
+dense model, GFLOPs per image, measured images/s. `tier` groups rows whose intervals overlap; `*` marks
+the Pareto front of FD against GFLOPs within a backbone; runs that differ only in seed are one row.
 Broken or unevaluated runs are listed below the table with the reason. With --baseline the exit code
-is 1 when a configuration regressed beyond tolerance (absolute, or relative as N%) or is missing.
+is 1 when a configuration regressed beyond its tolerance and its 95% interval, or is missing.
 """
 )
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders of run directories")],
-    sort: Annotated[str, typer.Option("--sort", "-s", help="Column: fd (or fid), sfid, is, precision, recall, class_accuracy, kid, gflops_step, gflops_step_attn, delta_gflops_step, gflops_image, images_per_s")] = "fd",
+    sort: Annotated[str, typer.Option("--sort", "-s", help="Column: fd (or fid), sfid, is, precision, recall, class_accuracy, kid, gflops_step, gflops_step_run, delta_gflops_step, gflops_image, images_per_s")] = "fd",
     reverse: Annotated[bool, typer.Option("--reverse", help="Worst first")] = False,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json")] = "table",
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the leaderboard to this file instead of stdout")] = None,
+    fmt: Format = "table",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the leaderboard to this file instead of stdout")] = None,
     ref: Annotated[Optional[str], typer.Option("--ref", help="Reference whose metrics to show (default: the baseline's, else the one most runs have)")] = None,
     extractor: Annotated[Optional[str], typer.Option("--extractor", "-e", help="Extractor whose metrics to show (default as for --ref)")] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Regression gate: compare with this baseline JSON; exit 1 on regression")] = None,
@@ -623,22 +577,25 @@ def compare(
     save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Write this leaderboard as a baseline JSON (tolerances stored inside)")] = None,
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Also write the figures these runs support (PNG) into this folder")] = None,
 ) -> None:
-    """The leaderboard of run directories: quality next to cost, seeds aggregated, Pareto front marked."""
+    """The leaderboard of run directories: quality ± 95% interval next to cost, tiers, Pareto front."""
     from sgbench import results
 
-    if fmt not in results.FORMATS:
-        raise SgbenchError(f"Unknown --format '{fmt}'; expected one of {', '.join(results.FORMATS)}")
+    results.check_format(fmt)
     tolerances = results.parse_tolerances(tolerance or [])
     base = results.read_baseline(baseline) if baseline else None
     if base is not None:
         extractor, ref = extractor or base.get("extractor"), ref or base.get("reference")
-    board = results.leaderboard(results.load_runs(runs, extractor=extractor, reference=ref), sort=sort,
-                                descending=None if not reverse else results.COLUMNS[results.column_key(sort)].better < 0)
+    sort_key = results.column_key(sort)
+    board = results.leaderboard(results.load_runs(runs, extractor=extractor, reference=ref), sort=sort_key,
+                                descending=None if not reverse else results.COLUMNS[sort_key].better < 0)
     text = results.render(board, fmt)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-        typer.echo(f"Wrote {output} ({len(board.rows)} configurations, {len(board.problems)} broken or partial runs)", err=True)
+    if out:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+        except OSError as e:
+            raise SgbenchError(f"Cannot write {out}: {e.strerror or e}") from None
+        typer.echo(f"Wrote {out} ({len(board.rows)} configurations, {len(board.problems)} broken or partial runs)", err=True)
     else:
         typer.echo(text, nl=False)
     if plots:
@@ -650,10 +607,7 @@ def compare(
         results.save_baseline(board, save_baseline, tolerances)
         typer.echo(f"Wrote baseline {save_baseline} ({len(board.rows)} configurations)", err=True)
     if base is not None:
-        gate = results.check_baseline(board, base, tolerances)
-        typer.echo(gate.report(), err=True)
-        if not gate.ok:
-            raise typer.Exit(1)
+        _gate(board, baseline, tolerances)
 
 
 @app.command(
@@ -661,39 +615,42 @@ def compare(
 
     sgbench sweep -c CKPT --ref animal-all --grid gs=0,0.25,0.5 --grid gw=0.5,0.7,0.9 --grid scale=1.3,1.5,1.7,1.9
 
-    sgbench sweep -c CKPT --ref animal-all --sparsity 0,0.25,0.5,0.75 --num 200 --steps 20   # Fig. 4 only
+    sgbench sweep -c CKPT --ref animal-all --sparsity 0,0.25,0.5,0.75 -n 200 --steps 20   # Fig. 4 only
 
-    sgbench sweep -c CKPT --ref animal-all --method cfg --grid scale=1,1.5,2,3 --seed 0 --seed 1
+    sgbench sweep -c CKPT --ref animal-all -g cfg --grid scale=1,1.5,2,3 --seed 0 --seed 1
 
-    sgbench sweep -c CKPT --ref animal-all --grid gs=0.5 --grid gw=0.9 --grid scale=1.5,2 --set interval=0.2:0.8
+    sgbench sweep -c CKPT --ref animal-all --grid scale=1.5,2 --gs 0.5 --gw 0.9 --interval 0.2:0.8
 
 One run directory per cell under --out (compare them with `sgbench compare OUT`); cells the method
 rejects (sg's gs >= gw) are skipped with the reason, and finished cells are kept, so rerunning the same
-command resumes the sweep. Figures (PNG, in OUT/figures): FD over (gs, gw) per scale (Fig. 6),
-throughput over (gs, gw) (Fig. A1), FD against sparsity without guidance (Fig. 4: `--sparsity`, i.e.
-sg at w = 1, where only the strong branch runs), or FD against the one parameter another method varies.
+command resumes the sweep. Guidance options (--gs, --scale, ...) hold a parameter fixed in every cell.
+Figures (PNG, in OUT/figures): FD over (gs, gw) per scale (Fig. 6), throughput over (gs, gw) (Fig. A1),
+FD against sparsity without guidance (Fig. 4: `--sparsity`, i.e. sg at w = 1, where only the strong
+branch runs), or FD against the one parameter another method varies.
 """
 )
+@with_guidance_options
 def sweep(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="Model checkpoint (.safetensors)")],
-    ref: Annotated[str, typer.Option("--ref", help="Reference name from reference_stats/manifest.json, or a reference .npz")],
-    grid: Annotated[Optional[list[str]], typer.Option("--grid", help="NAME=V1,V2,... a swept parameter of --method (repeat)")] = None,
-    method: Annotated[str, typer.Option("--method", "-g", help="Guidance method; `sgbench guidance list` shows all")] = "sg",
-    fixed: Annotated[Optional[list[str]], typer.Option("--set", help="NAME=VALUE a parameter held fixed in every cell")] = None,
+    checkpoint: Checkpoint,
+    ref: Ref,
+    grid: Annotated[Optional[list[str]], typer.Option("--grid", help="NAME=V1,V2,... a swept guidance parameter (repeat)")] = None,
+    guidance: Annotated[str, typer.Option("--guidance", "-g", help="Guidance method; `sgbench guidance list` shows all")] = "sg",
     sparsity: Annotated[Optional[str], typer.Option(help="G1,G2,... extra cells without guidance at these sparsities (Fig. 4)")] = None,
-    seed: Annotated[Optional[list[int]], typer.Option("--seed", help="Run seed (repeat for several; compare shows mean ± std)")] = None,
-    guide: Annotated[Optional[Path], typer.Option(help="Guide checkpoint for ag / ag+sg")] = None,
-    extractor: Annotated[str, typer.Option("--extractor", "-e", help="Feature extractor: animal or inception")] = "animal",
-    num: Annotated[int, typer.Option("--num", "-n", help="Samples per cell")] = 100,
-    batch_size: Annotated[int, typer.Option(help="Samples per forward batch")] = 100,
-    steps: Annotated[int, typer.Option(help="Solver steps")] = 40,
-    solver: Annotated[str, typer.Option(help="euler or heun")] = "euler",
+    seed: Annotated[Optional[list[int]], typer.Option("--seed", help="Run seed (repeat for several; compare shows mean ± interval)")] = None,
+    guide: Guide = None,
+    extractor: Extractor = "animal",
+    num: NumSamples = 100,
+    batch_size: BatchSize = 100,
+    steps: Steps = 40,
+    solver: Solver = "euler",
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the cells' run directories")] = Path("runs/sweep"),
     figures: Annotated[Optional[Path], typer.Option(help="Folder for the PNG figures (default OUT/figures)")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda ...")] = "cpu",
+    device: Device = "cpu",
+    guidance_params: dict | None = None,
 ) -> None:
     """Sample and evaluate a grid of guidance parameters, then plot it (the paper's Fig. 4, 6 and A1)."""
     from sgbench import results
+    from sgbench.metrics.reference import reference_name
     from sgbench.plots import plot_sweep
     from sgbench.sweep import SweepLog, parse_grid, run_sweep
 
@@ -703,16 +660,16 @@ def sweep(
         raise SgbenchError(f"Expected --sparsity as G1,G2,... (e.g. 0,0.25,0.5) but got '{sparsity}'") from None
     log = SweepLog()
     dirs = run_sweep(
-        checkpoint, out, ref=ref, extractor=extractor, method=method, grid=parse_grid(grid or []),
-        fixed=parse_params(fixed), sparsity=levels, seeds=seed or [0], guide=guide, num=num, batch_size=batch_size,
+        checkpoint, out, ref=ref, extractor=extractor, method=guidance, grid=parse_grid(grid or []),
+        fixed=guidance_params or {}, sparsity=levels, seeds=seed or [0], guide=guide, num=num, batch_size=batch_size,
         steps=steps, solver=solver, device=device, log=log, echo=typer.echo,
     )
     typer.echo(f"{len(log.ran)} cells run, {len(log.resumed)} already finished, {len(log.skipped)} skipped as invalid")
     if not dirs:
         raise SgbenchError("Every cell of the sweep was invalid; see the reasons above")
-    board = results.leaderboard(results.load_runs(dirs, extractor=extractor, reference=results.reference_name(ref)))
+    board = results.leaderboard(results.load_runs(dirs, extractor=extractor, reference=reference_name(ref)))
     typer.echo(results.render(board, "table"), nl=False)
-    for p in plot_sweep(dirs, figures or out / "figures", extractor=extractor, reference=results.reference_name(ref)):
+    for p in plot_sweep(dirs, figures or out / "figures", extractor=extractor, reference=reference_name(ref)):
         typer.echo(f"Wrote {p}")
 
 

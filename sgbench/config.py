@@ -20,11 +20,10 @@ from typing import Any
 
 import yaml
 
+from sgbench import resources
 from sgbench.errors import SgbenchError
 from sgbench.models.sit import Masking, ModelConfig, Route, preset
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-RECIPES_DIR = REPO_ROOT / "recipes"
 
 
 @dataclass(frozen=True)
@@ -137,16 +136,36 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise SgbenchError(f"Override '{key}': '{p}' is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+        try:
+            node[parts[-1]] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise SgbenchError(f"Override '{item}': the value is not valid YAML") from None
+    return raw
+
+
+def load_yaml(path: str | Path, what: str = "recipe") -> dict:
+    """A YAML file whose top level is a mapping (shipped paths like recipes/... resolve from anywhere)."""
+    path = resources.resolve(path)
+    if not path.is_file():
+        raise SgbenchError(f"{what.capitalize()} not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        raise SgbenchError(f"{what.capitalize()} {path} is not valid YAML{at}: {getattr(e, 'problem', None) or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SgbenchError(f"{what.capitalize()} {path} cannot be read: {e}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SgbenchError(f"Expected a YAML mapping (section: value lines) in {what} {path} but got a {type(raw).__name__}")
     return raw
 
 
 def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecipe:
-    path = Path(path)
-    if not path.is_file():
-        raise SgbenchError(f"Recipe not found: {path}")
-    raw = yaml.safe_load(path.read_text()) or {}
-    raw = apply_overrides(raw, list(overrides))
+    raw = apply_overrides(load_yaml(path), list(overrides))
+    path = resources.resolve(path)
     allowed = {"name", "model", "data", "train", "out"}
     unknown = sorted(set(raw) - allowed)
     if unknown:

@@ -1,24 +1,15 @@
-"""Sampling: solvers, per-sample seeding, sharded and resumable writing of run directories.
+"""Sampling: solvers, per-sample seeding, and the sampling loop that fills a run directory.
 
-The ODE dx/dt = v(x, t) is integrated from t = 0 (noise) to t = 1 (data) (DESIGN section 2). A
-solver only sees `velocity(x, t, eval_index)`; guidance methods plug in there. Sample i's noise,
-label and token selections are drawn from seeds (run seed, i, ...), so a run's samples do not depend
-on batch size, on the number of processes (torchrun shards indices i = rank mod world), or on where
-it was resumed: finished batches are kept as shard files written atomically, and a rerun with the
-same --out skips them.
-
-A run directory (DESIGN section 7):
-    run.json      resolved config, versions, git commit, seed, GFLOPs, wall time, images/s, memory
-    samples.npz   arr_0 uint8 (N, H, W, C) as the ADM evaluator reads it; labels int64 (N,)
-    grid.png      the first samples, one column per class when labels are class-balanced
-    shards/       the per-batch pieces samples.npz was assembled from
+The ODE dx/dt = v(x, t) is integrated from t = 0 (noise) to t = 1 (data) (docs/design.md, "Time and
+flow"). A solver only sees `velocity(x, t, eval_index)`; guidance methods plug in there. Sample i's
+noise, label and token selections are drawn from seeds (run seed, i, ...), so a run's samples do not
+depend on batch size, on the number of processes (torchrun: batch k goes to process k mod world), or
+on where it was resumed: finished batches are kept as shards, and a rerun with the same --out skips
+them. The files of a run are sgbench.rundir's business.
 """
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import platform
 import subprocess
 import time
@@ -28,12 +19,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
-from sgbench import __version__, seeding
+from sgbench import __version__, distributed, seeding
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import sha256_file
+from sgbench.files import cached_sha256
 from sgbench.models.sit import SiT
+from sgbench.progress import Bar
+from sgbench.rundir import RUN_FORMAT, RunDir, RunInfo, as_json, now
 
 # ----------------------------------------------------------------------------------------------------
 # Solvers: Euler (default) and Heun, on the uniform grid t_k = k / steps.
@@ -92,8 +84,8 @@ def decode_pixels(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def make_decoder(model_config, vae: str | None):
-    if model_config.in_channels in (1, 3) and vae is None:
+def make_decoder(model_config):
+    if model_config.in_channels in (1, 3):
         return decode_pixels
     raise SgbenchError(
         f"This model has {model_config.in_channels} input channels (a latent model): decoding needs an SD-VAE. "
@@ -119,34 +111,39 @@ class SampleConfig:
     seed: int = 0
     labels: str = "balanced"  # or "random"
     device: str = "cpu"
-    vae: str | None = None
 
     def identity(self) -> dict:
-        """What determines the samples: a resumed run must match it (batch size and device don't).
-
-        The weights' hashes belong to it: a checkpoint retrained in place must not resume (or let
-        `sgbench bench` reuse) samples of the old weights.
-        """
+        """What determines the samples, as JSON: a resumed run must match it (batch size, device and
+        output folder don't). The weights' hashes belong to it: a checkpoint retrained in place must not
+        resume (or let `sgbench bench` reuse) samples of the old weights."""
         d = asdict(self)
         for k in ("batch_size", "device", "out"):
             d.pop(k)
-        d["checkpoint_sha256"] = _cached_sha256(self.checkpoint)
-        d["guide_sha256"] = _cached_sha256(self.guide) if self.guide else None
-        return d
+        d["checkpoint_sha256"] = cached_sha256(self.checkpoint)
+        d["guide_sha256"] = cached_sha256(self.guide) if self.guide else None
+        d["run_format"] = RUN_FORMAT
+        return as_json(d)
+
+    def validate(self) -> None:
+        """Everything that can be checked without loading a model, before anything is written."""
+        from sgbench.guidance import REGISTRY
+
+        if self.num < 1 or self.batch_size < 1:
+            raise SgbenchError(f"Expected --num-samples >= 1 and --batch-size >= 1 but got {self.num} and {self.batch_size}")
+        if self.labels not in LABELS:
+            raise SgbenchError(f"Expected --labels {' or '.join(LABELS)} but got '{self.labels}'")
+        check_solver(self.solver, self.steps)
+        guided_by_a_model = [name for name, cls in REGISTRY.items() if cls.needs_guide]
+        if self.guide is not None and self.guidance in REGISTRY and self.guidance not in guided_by_a_model:
+            raise SgbenchError(f"--guide is a checkpoint for {' and '.join(guided_by_a_model)}; {self.guidance} runs no guide model: "
+                               "drop --guide")
+        for path, option in ((self.checkpoint, "--checkpoint"), (self.guide, "--guide")):
+            if path is not None and not Path(path).is_file():
+                raise SgbenchError(f"Checkpoint not found: {path} ({option}; expected a .safetensors file written by sgbench)")
+        distributed.parse_device(self.device)
 
 
-@functools.lru_cache(maxsize=64)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
-
-
-def _cached_sha256(path: str) -> str | None:
-    """sha256 of a file, hashed once per (path, size, mtime); None for a missing file (reported later)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return _sha256_of(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
+LABELS = ("balanced", "random")
 
 
 def git_commit() -> str | None:
@@ -195,152 +192,82 @@ def generate(
     return x.cpu(), labels.cpu()
 
 
-def _dist() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dist.init_process_group(backend="gloo")
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _done_indices(shard_dir: Path) -> set[int]:
-    done: set[int] = set()
-    for p in shard_dir.glob("shard-*.npz"):
-        with np.load(p) as f:
-            done.update(int(i) for i in f["indices"])
-    return done
+def batches_to_run(num: int, done: set[int], batch_size: int) -> list[list[int]]:
+    """The samples still to draw, as batches of consecutive indices (each becomes one shard)."""
+    out: list[list[int]] = []
+    for i in range(num):
+        if i in done:
+            continue
+        if out and out[-1][-1] == i - 1 and len(out[-1]) < batch_size:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
 
 
 def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
-    """Generate `config.num` samples into the run directory `config.out`; resumes if it exists."""
+    """Generate `config.num` samples into the run directory `config.out`; resumes if it exists.
+
+    Batch k of the samples still to draw goes to process k mod world (torchrun), so 1 and N processes
+    write the same shards; a finished run with this identity is left as it is.
+    """
     from sgbench.flops import cost_report
+    from sgbench.grid import save_grid
     from sgbench.guidance import Models, build_guidance
     from sgbench.guidance.base import check_guide, check_sparse_backbone
     from sgbench.models.checkpoint import load_model
 
-    if config.num < 1 or config.batch_size < 1:
-        raise SgbenchError(f"Expected --num-samples >= 1 and --batch-size >= 1 but got {config.num} and {config.batch_size}")
-    if config.labels not in ("balanced", "random"):
-        raise SgbenchError(f"Expected --labels balanced or random but got '{config.labels}'")
-    check_solver(config.solver, config.steps)
-    device = torch.device(config.device)
+    config.validate()
+    method = build_guidance(config.guidance, **config.guidance_params)
+    run = RunDir(config.out)
+    identity = config.identity()
+    if run.is_finished(identity):
+        return run.path
+    device = distributed.local_device(distributed.parse_device(config.device))
     main = load_model(config.checkpoint, device=device)
     guide = load_model(config.guide, device=device) if config.guide else None
-    method = build_guidance(config.guidance, **config.guidance_params)
     models = Models(main=main, guide=guide)
     if method.needs_guide:
         check_guide(models)  # before any sampling: a missing or mismatched guide fails at once
-    check_sparse_backbone(method, models, eval_times(config.steps, config.solver))
-    decode = make_decoder(main.config, config.vae)
+    times = eval_times(config.steps, config.solver)
+    check_sparse_backbone(method, models, times)
+    decode = make_decoder(main.config)
 
-    rank, world = _dist()
-    out = Path(config.out)
-    shard_dir = out / "shards"
-    ident_path = out / "sample_config.json"
+    rank, world = distributed.init(device)
     if rank == 0:
-        shard_dir.mkdir(parents=True, exist_ok=True)
-        identity = config.identity()
-        if ident_path.exists():
-            previous = json.loads(ident_path.read_text())
-            if previous != identity:
-                changed = sorted(k for k in previous.keys() | identity.keys() if previous.get(k) != identity.get(k))
-                raise SgbenchError(
-                    f"{out} holds a run with another configuration (differs in: {', '.join(changed)}); "
-                    "choose another --out or delete it"
-                )
-        else:
-            _atomic_write_text(ident_path, json.dumps(identity, indent=2))
-    if world > 1:
-        dist.barrier()
-
-    done = _done_indices(shard_dir)
-    todo = [i for i in range(config.num) if i % world == rank and i not in done]
-    batches = [todo[k : k + config.batch_size] for k in range(0, len(todo), config.batch_size)]
-    bar = _Bar(progress and rank == 0, f"sample {config.guidance}", len(todo) * world, len(done))
+        run.claim(identity)
+    distributed.barrier()
+    batches = batches_to_run(config.num, run.done_indices(), config.batch_size)
+    mine = batches[rank::world]
+    todo = sum(len(b) for b in batches)
     t0 = time.time()
-    for batch in batches:
-        x, labels = generate(
-            models, method, batch, seed=config.seed, steps=config.steps, solver=config.solver,
-            labels_mode=config.labels, device=device,
-        )
-        images = decode(x)
-        _atomic_savez(
-            shard_dir / f"shard-{batch[0]:08d}-{batch[-1]:08d}-w{world}.npz",
-            indices=np.asarray(batch, dtype=np.int64), images=images, labels=labels.numpy().astype(np.int64),
-        )
-        bar.advance(len(batch) * world)
+    with Bar(f"sample {config.guidance}", total=config.num, completed=config.num - todo, enabled=progress and rank == 0) as bar:
+        for batch in mine:
+            x, labels = generate(models, method, batch, seed=config.seed, steps=config.steps, solver=config.solver,
+                                 labels_mode=config.labels, device=device)
+            run.write_shard(batch, decode(x), labels=labels.numpy().astype(np.int64))
+            bar.advance(len(batch) * world)
     elapsed = time.time() - t0
-    bar.close()
-    generated = torch.tensor([len(todo)], dtype=torch.float64)
-    if world > 1:
-        dist.barrier()
-        dist.all_reduce(generated)
+    generated = distributed.sum_over_processes(sum(len(b) for b in mine))
+    distributed.barrier()
     if rank == 0:
-        _assemble(out, config.num)
-        from sgbench.grid import save_grid
-
-        with np.load(out / "samples.npz") as f:
-            save_grid(f["arr_0"][:100], out / "grid.png", columns=min(10, main.config.num_classes) if config.labels == "balanced" else 10)
-        times = eval_times(config.steps, config.solver)
-        record = {
-            "config": asdict(config),
-            "guidance": {"name": method.name, "params": method.params},
-            "model": {"checkpoint": config.checkpoint, "sha256": _cached_sha256(config.checkpoint), "config": main.config.to_dict()},
-            "guide": {"checkpoint": config.guide, "sha256": _cached_sha256(config.guide)} if config.guide else None,
-            "flops": cost_report(method, main.config, times, guide_config=guide.config if guide else None),
-            "num_samples": config.num,
-            "world_size": world,
-            "seed": config.seed,
-            "timing": {
-                "generated_this_invocation": int(generated.item()),
-                "wall_time_s": elapsed,
-                "images_per_s": float(generated.item()) / elapsed if elapsed > 0 and generated.item() else None,
-                "device": str(device),
-                "threads": torch.get_num_threads(),
-                "peak_memory_mb": _peak_memory_mb(device),
-            },
-            "environment": environment_info(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        previous = out / "run.json"
-        if previous.exists() and not generated.item():
-            record["timing"] = json.loads(previous.read_text()).get("timing", record["timing"])
-        _atomic_write_text(out / "run.json", json.dumps(record, indent=2))
-    if world > 1:
-        dist.barrier()
-    return out
-
-
-def _assemble(out: Path, num: int) -> None:
-    images: dict[int, np.ndarray] = {}
-    labels: dict[int, int] = {}
-    for p in sorted((out / "shards").glob("shard-*.npz")):
-        with np.load(p) as f:
-            for i, img, lab in zip(f["indices"], f["images"], f["labels"]):
-                images[int(i)] = img
-                labels[int(i)] = int(lab)
-    missing = [i for i in range(num) if i not in images]
-    if missing:
-        raise SgbenchError(f"{out}: samples {missing[:5]}... are missing from the shards; rerun the same command to finish")
-    arr = np.stack([images[i] for i in range(num)])
-    lab = np.asarray([labels[i] for i in range(num)], dtype=np.int64)
-    _atomic_savez(out / "samples.npz", arr_0=arr, labels=lab)
+        run.assemble(config.num)
+        with np.load(run.samples) as f:
+            save_grid(f["arr_0"][:100], run.grid, columns=min(10, main.config.num_classes) if config.labels == "balanced" else 10)
+        run.write_info(RunInfo(
+            config=asdict(config), identity=identity,
+            guidance={"name": method.name, "params": method.params},
+            model={"checkpoint": config.checkpoint, "sha256": cached_sha256(config.checkpoint), "config": main.config.to_dict()},
+            guide={"checkpoint": config.guide, "sha256": cached_sha256(config.guide), "config": guide.config.to_dict()} if guide else None,
+            flops=cost_report(method, main.config, times, guide_config=guide.config if guide else None),
+            num_samples=config.num, world_size=world, seed=config.seed,
+            timing={"generated_this_invocation": int(generated), "wall_time_s": elapsed,
+                    "images_per_s": generated / elapsed if elapsed > 0 and generated else None,
+                    "device": str(device), "threads": torch.get_num_threads(), "peak_memory_mb": _peak_memory_mb(device)},
+            environment=environment_info(), created=now(),
+        ))
+    distributed.barrier()
+    return run.path
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -349,25 +276,6 @@ def _peak_memory_mb(device: torch.device) -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-class _Bar:
-    def __init__(self, enabled: bool, label: str, total: int, completed: int):
-        self.enabled = enabled and not os.environ.get("SGBENCH_NO_PROGRESS")
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.p = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
-            self.task = self.p.add_task(label, total=total + completed, completed=completed)
-            self.p.start()
-
-    def advance(self, n: int) -> None:
-        if self.enabled:
-            self.p.advance(self.task, n)
-
-    def close(self) -> None:
-        if self.enabled:
-            self.p.stop()
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -4,10 +4,10 @@
                      "scale": [1.3, 1.5]}, ref="animal-all", sparsity=[0, 0.25, 0.5, 0.75])
     plot_sweep(dirs, "runs/sweep/figures")      # Fig. 4, Fig. 6, Fig. A1 (sgbench.plots)
 
-Each cell is `sample_run(SampleConfig(...))` then `evaluate(run_dir, ref, extractor)`. Cells the method
-rejects (sg's gs >= gw) are skipped with the reason; cells whose run directory already has samples and
-metrics for (extractor, ref) are not redone, so rerunning a sweep resumes it (a half-sampled cell resumes
-from its shards).
+Each cell is one `sgbench.jobs.sample_and_evaluate`. Cells the method rejects (sg's gs >= gw) are
+skipped with the reason; everything else (checkpoints, reference, sample counts) is checked before the
+first cell runs; cells whose run directory already has samples and metrics for (extractor, ref) are not
+redone, so rerunning a sweep resumes it (a half-sampled cell resumes from its shards).
 
 Sparsity without guidance (the paper's Fig. 4) is `sg` at w = 1: only the strong branch runs, at
 gs = gamma (gs = 0 is the dense conditional model, identical to `unguided`). sg requires gs < gw even
@@ -17,13 +17,13 @@ where the weak branch never runs, so those cells set gw halfway between gamma an
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from sgbench.errors import SgbenchError
-from sgbench.results import METRICS_FILE, RUN_FILE, SAMPLES_FILE, reference_name
+from sgbench.jobs import Evaluation, check_jobs, sample_and_evaluate
+from sgbench.sampling import SampleConfig
 
 
 @dataclass(frozen=True)
@@ -102,31 +102,6 @@ def plan_sweep(
     return cells
 
 
-def is_finished(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
-    """Samples written and evaluated against (extractor, ref) on all `num` of them."""
-    if not ((run_dir / RUN_FILE).is_file() and (run_dir / SAMPLES_FILE).is_file() and (run_dir / METRICS_FILE).is_file()):
-        return False
-    return has_metrics(run_dir, extractor=extractor, ref=ref, num=num) and json.loads((run_dir / RUN_FILE).read_text())["num_samples"] == num
-
-
-def has_metrics(run_dir: Path, *, extractor: str, ref: str, num: int) -> bool:
-    try:
-        records = json.loads((run_dir / METRICS_FILE).read_text())["records"]
-    except (OSError, json.JSONDecodeError, KeyError):
-        return False
-    ref_name = reference_name(ref)
-    return any(r["metric"] == "fid" and r["extractor"] == extractor and r["reference"] == ref_name
-               and r["num_samples"] == num for r in records)
-
-
-def _sampled(run_dir: Path, config) -> bool:
-    try:
-        same = json.loads((run_dir / "sample_config.json").read_text()) == config.identity()
-    except (OSError, json.JSONDecodeError):
-        return False
-    return same and (run_dir / SAMPLES_FILE).is_file() and (run_dir / RUN_FILE).is_file()
-
-
 @dataclass
 class SweepLog:
     """What happened to each cell (for the CLI and tests)."""
@@ -158,31 +133,20 @@ def run_sweep(
     echo: Callable[[str], None] = lambda s: None,
 ) -> list[Path]:
     """Sample and evaluate every valid, unfinished cell; returns the run directories of all valid cells."""
-    from sgbench import sampling
-    from sgbench.metrics import evaluate
-
     log = log if log is not None else SweepLog()
+    evaluation = Evaluation(extractor=extractor, ref=str(ref))
     cells = plan_sweep(out, method=method, grid=grid, fixed=fixed, sparsity=sparsity, seeds=seeds)
     todo = [c for c in cells if c.skip is None]
-    dirs = []
-    for k, cell in enumerate(todo, 1):
-        dirs.append(cell.out)
-        if is_finished(cell.out, extractor=extractor, ref=ref, num=num):
-            log.resumed.append(cell.out)
-            echo(f"[{k}/{len(todo)}] {cell.out.name}: finished, kept")
-            continue
-        echo(f"[{k}/{len(todo)}] {cell.out.name}")
-        config = sampling.SampleConfig(
-            checkpoint=str(checkpoint), out=str(cell.out), guidance=cell.method, guidance_params=cell.params,
-            guide=str(guide) if guide else None, num=num, batch_size=batch_size, steps=steps, solver=solver,
-            seed=cell.seed, device=device,
-        )
-        if not _sampled(cell.out, config):  # sample_run resumes from shards, refuses another config
-            sampling.sample_run(config, progress=progress)
-        evaluate(cell.out, ref, extractor)
-        log.ran.append(cell.out)
+    configs = [SampleConfig(checkpoint=str(checkpoint), out=str(c.out), guidance=c.method, guidance_params=c.params,
+                            guide=str(guide) if guide else None, num=num, batch_size=batch_size, steps=steps, solver=solver,
+                            seed=c.seed, device=device) for c in todo]
+    check_jobs(configs, evaluation)
+    for k, (cell, config) in enumerate(zip(todo, configs), 1):
+        done = sample_and_evaluate(config, evaluation, progress=progress)
+        (log.resumed if done == "kept" else log.ran).append(cell.out)
+        echo(f"[{k}/{len(todo)}] {cell.out.name}" + (": finished, kept" if done == "kept" else ""))
     for cell in cells:
         if cell.skip is not None:
             log.skipped.append((cell, cell.skip))
             echo(f"skipped {cell.method} {cell.params}: {cell.skip}")
-    return dirs
+    return [c.out for c in todo]

@@ -20,22 +20,21 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import yaml
 
-from sgbench import seeding
+from sgbench import distributed, seeding
 from sgbench.config import TrainRecipe, recipe_to_dict
 from sgbench.errors import SgbenchError
 from sgbench.flow import flow_matching_loss, masked_flow_matching_loss
 from sgbench.models.checkpoint import atomic_save_safetensors, save_model
 from sgbench.models.sit import SiT
+from sgbench.progress import Bar
 
 # ----------------------------------------------------------------------------------------------------
 # Data
@@ -69,23 +68,6 @@ def batch_indices(seed: int, step: int, batch_size: int, num_items: int) -> np.n
         perm = np.random.default_rng(seeding.derive_seed(seed, seeding.TRAIN, int(epoch))).permutation(num_items)
         out[epochs == epoch] = perm[within[epochs == epoch]]
     return out
-
-
-# ----------------------------------------------------------------------------------------------------
-# Distributed helpers
-
-
-def dist_info() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def maybe_init_distributed(device: torch.device) -> None:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -151,16 +133,18 @@ def train(
     progress: bool = True,
 ) -> Path:
     """Train `recipe`; returns the output directory. Resumable, DDP-aware (launch with torchrun)."""
-    dev = torch.device(device)
-    maybe_init_distributed(dev)
-    rank, world = dist_info()
+    dev = distributed.local_device(distributed.parse_device(device))
+    rank, world = distributed.init(dev)
     t_cfg = recipe.train
     if t_cfg.batch_size % world:
         raise SgbenchError(f"train.batch_size {t_cfg.batch_size} must be divisible by the number of processes {world}")
     out = Path(recipe.out)
     ckpt_path = out / "checkpoint.safetensors"
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SgbenchError(f"Cannot write the training output folder {out}: {e.strerror or e}") from None
         if ckpt_path.exists() and not resume:
             raise SgbenchError(f"{ckpt_path} exists: pass --resume to continue it, or choose another out directory")
         (out / "recipe.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(recipe_to_dict(recipe))), sort_keys=False))
@@ -191,7 +175,7 @@ def train(
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if t_cfg.precision == "bf16" else nullcontext()
     log = open(out / "train_log.jsonl", "a") if rank == 0 else None
     last_step = t_cfg.steps if stop_after is None else min(t_cfg.steps, step + stop_after)
-    bar = _progress(progress and rank == 0, recipe.name, step, t_cfg.steps)
+    bar = Bar(f"train {recipe.name}", total=t_cfg.steps, completed=step, enabled=progress and rank == 0)
     t0, seen = time.time(), 0
     while step < last_step:
         idx = batch_indices(t_cfg.seed, step, t_cfg.batch_size, len(images))[rank * per_rank : (rank + 1) * per_rank]
@@ -216,10 +200,10 @@ def train(
         update_ema(ema, model, ema_decay_at(step, t_cfg.ema_decay, t_cfg.ema_warmup))
         step += 1
         seen += t_cfg.batch_size
-        loss_value = _global_mean(loss.detach())
+        loss_value = distributed.mean_over_processes(loss.detach())
         if rank == 0:
             ips = seen / max(time.time() - t0, 1e-9)
-            bar.update(step, loss_value, ips)
+            bar.update(completed=step, info=f"loss {loss_value:.4f}  {ips:.0f} img/s")
             if step % t_cfg.log_every == 0 or step == last_step:
                 log.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "images_per_s": ips, "time": time.time()}) + "\n")
                 log.flush()
@@ -229,8 +213,7 @@ def train(
                 _write_grid(ema, out / f"grid-step{step}.png")
             if step % t_cfg.ckpt_every == 0 or step == last_step:
                 save_checkpoint(ckpt_path, step, model, ema, opt, recipe)
-        if world > 1:
-            dist.barrier()
+        distributed.barrier()
     bar.close()
     if rank == 0 and step == t_cfg.steps:
         save_model(ema, out / "model.safetensors", extra={"step": step, "recipe": recipe.name})
@@ -240,40 +223,8 @@ def train(
     return out
 
 
-def _global_mean(x: torch.Tensor) -> float:
-    if dist.is_available() and dist.is_initialized():
-        x = x.clone()
-        dist.all_reduce(x)
-        x /= dist.get_world_size()
-    return float(x)
-
-
 def _write_grid(model: SiT, path: Path) -> None:
     """An unguided 10-step preview grid: one row per class (at most 10 classes, 8 samples each)."""
     from sgbench.sampling import preview_grid
 
     preview_grid(model, path)
-
-
-class _progress:
-    """A rich progress bar with loss and images/s, or nothing."""
-
-    def __init__(self, enabled: bool, name: str, start: int, total: int):
-        self.enabled = enabled and not os.environ.get("SGBENCH_NO_PROGRESS")
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.p = Progress(
-                TextColumn(f"train {name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                TimeRemainingColumn(),
-            )
-            self.task = self.p.add_task("train", total=total, completed=start, info="")
-            self.p.start()
-
-    def update(self, step: int, loss: float, ips: float) -> None:
-        if self.enabled:
-            self.p.update(self.task, completed=step, info=f"loss {loss:.4f}  {ips:.0f} img/s")
-
-    def close(self) -> None:
-        if self.enabled:
-            self.p.stop()

@@ -8,15 +8,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from sgbench import resources
 from sgbench.bench import DEFAULT_RECIPE, load_bench_recipe, plan
 from sgbench.cli import app
 from sgbench.errors import SgbenchError
 
-REPO = Path(__file__).resolve().parents[1]
+RECIPE = resources.resolve(DEFAULT_RECIPE)
 
 
 def write(tmp_path, **changes):
-    raw = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    raw = yaml.safe_load(RECIPE.read_text())
     if "configs" in changes:  # other backbones name the default labels in their `configs`
         raw["backbones"] = {"routed": raw["backbones"]["routed"]}
     raw.update(changes)
@@ -54,7 +55,7 @@ def test_bad_bench_recipes_fail_before_sampling(tmp_path, changes, message):
 
 
 def test_a_backbone_runs_only_its_configs(tmp_path):
-    raw = yaml.safe_load(DEFAULT_RECIPE.read_text())
+    raw = yaml.safe_load(RECIPE.read_text())
     routed = raw["backbones"]["routed"]
     backbones = {"routed": routed, "subset": {"checkpoint": routed["checkpoint"], "configs": ["unguided", "CFG"]}}
     runs = plan(load_bench_recipe(write(tmp_path, backbones=backbones)))
@@ -65,13 +66,12 @@ def test_a_backbone_runs_only_its_configs(tmp_path):
 @pytest.mark.slow
 def test_quick_bench_matches_the_committed_baseline(tmp_path):
     """The CI regression gate: `bench --quick` must reproduce baselines/bench-quick.json within tolerance."""
-    result = CliRunner().invoke(
-        app, ["bench", "--quick", "--out", str(tmp_path / "bench"), "--baseline", str(REPO / "baselines" / "bench-quick.json"),
-              "--format", "json"],
-    )
+    result = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path / "bench"), "--format", "json"])
     assert result.exit_code == 0, result.output
-    rows = json.loads((tmp_path / "bench" / "quick" / "leaderboard.json").read_text())
-    assert rows
+    assert "Regression gate passed" in result.output  # the recipe names baselines/bench-quick.json
+    board = json.loads((tmp_path / "bench" / "quick" / "leaderboard.json").read_text())
+    assert len(board["rows"]) == 3 and all(row["fd_lo"] < row["fd"] < row["fd_hi"] for row in board["rows"])
     # A rerun reuses every finished cell and gives the same leaderboard.
     again = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path / "bench"), "--format", "json"])
-    assert again.exit_code == 0 and "done already, skipped" in again.output
+    assert again.exit_code == 0 and "done already, kept" in again.output
+    assert json.loads((tmp_path / "bench" / "quick" / "leaderboard.json").read_text())["rows"] == board["rows"]

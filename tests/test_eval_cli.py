@@ -37,7 +37,8 @@ def test_cli_stats_build_then_eval_fid_writes_metrics(ref_dir, tmp_path):
     write_samples(run / "samples.npz", images[200:400], labels[200:400])
     result = runner.invoke(app, ["eval", "fid", str(run), "--ref", "small"])
     assert result.exit_code == 0, result.output
-    assert "200 samples vs 'small'" in result.output and "class_accuracy" in result.output
+    assert "200 samples vs 'small'" in result.output and "class accuracy" in result.output and "FD" in result.output
+    assert "FID" not in result.output  # a Fréchet distance in animal features is not an FID
     records = json.loads((run / "metrics.json").read_text())["records"]
     assert {r["metric"] for r in records} >= {"fid", "is", "precision", "recall", "class_accuracy"}
 

@@ -202,7 +202,7 @@ def test_cli_flops_json_and_errors():
 
 def test_speed_benchmark_times_every_method_and_forward():
     from sgbench.guidance import build_guidance
-    from sgbench.guidance.speed import benchmark
+    from sgbench.benchmarks.speed import benchmark
 
     config = preset("Tiny-test", routes=(Route(1, 2, 0.5),))
     methods = [build_guidance("cfg", scale=2.0), build_guidance("sg", gs=0.5, gw=0.9)]

@@ -352,4 +352,4 @@ def test_cli_guidance_list_shows_every_method():
     assert result.exit_code == 0, result.output
     for name in REGISTRY:
         assert name in result.output
-    assert "momentum=-0.5" in result.output and "needs --guide" in result.output
+    assert "--momentum -0.5" in result.output and "--guide CKPT (required)" in result.output

@@ -17,10 +17,11 @@ from sgbench.metrics import (
     precision_recall, read_manifest, write_samples,
 )
 from sgbench.metrics.animal_classifier import DEFAULT_WEIGHTS, read_model_card
-from sgbench.metrics.extractor import sha256_file, to_rgb_nchw
+from sgbench.files import sha256_file
+from sgbench.metrics.base import to_rgb_nchw
 from sgbench.metrics.fd import RunningStats
 from sgbench.metrics.inception import WEIGHTS_FILENAME, resolve_inception_weights
-from sgbench.metrics.isc import RunningInceptionScore
+from sgbench.metrics.isc import inception_score
 from sgbench.metrics.reference import ReferenceEntry, _write_entry
 
 
@@ -107,15 +108,12 @@ def test_fd_matches_torch_fidelity_machinery_with_registered_extractor(ref_dir, 
     assert ours == pytest.approx(tf, rel=1e-5)  # torch-fidelity: float32 features, eigvals of the product
 
 
-def test_inception_score_streaming_equals_torch_fidelity():
+def test_inception_score_equals_torch_fidelity():
     from torch_fidelity.metric_isc import isc_features_to_metric
 
     logits = torch.randn(1003, 10) * 3
-    s = RunningInceptionScore(len(logits), splits=10)
-    for i in range(0, len(logits), 64):
-        s.update(logits[i : i + 64])
     ref = isc_features_to_metric(logits, splits=10, shuffle=False)
-    assert s.result() == pytest.approx((ref["inception_score_mean"], ref["inception_score_std"]), rel=1e-9)
+    assert inception_score(logits.numpy()) == pytest.approx((ref["inception_score_mean"], ref["inception_score_std"]), rel=1e-9)
 
 
 def _brute_force_pr(ref, samples, k=3):
@@ -231,7 +229,7 @@ def test_reference_from_another_extractor_weights_or_resolution_is_refused(ref_d
     small = _run(tmp_path, images[:50, ::2, ::2], name="small")
     with pytest.raises(SgbenchError, match=r"Expected samples at the reference's resolution 32x32 but got 16x16 \(reference 'animal-all'\)"):
         evaluate(small, SHIPPED / "animal-all.npz", "animal")  # a reference given by path
-    with pytest.raises(SgbenchError, match=r"Expected a reference name from .* \(inc, rnd\) or a path to a reference .npz but got 'nope'"):
+    with pytest.raises(SgbenchError, match=r"Expected a reference name \(animal-all, inc, rnd; .*\) or a path to a reference .npz but got 'nope'"):
         evaluate(run, "nope", "animal")
 
 

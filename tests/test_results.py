@@ -14,6 +14,10 @@ from typer.testing import CliRunner
 from sgbench import results
 from sgbench.cli import app
 from sgbench.errors import SgbenchError
+from sgbench.files import atomic_savez
+from sgbench.results.leaderboard import Row, assign_tiers
+from sgbench.results.records import load_run
+from sgbench.rundir import MetricRecord, RunDir, RunInfo
 
 REF, EXTRACTOR = "animal-all", "animal"
 DEFAULTS = {"unguided": {}, "cfg": {"scale": 1.5, "interval": [0.0, 1.0]},
@@ -23,34 +27,35 @@ DEFAULTS = {"unguided": {}, "cfg": {"scale": 1.5, "interval": [0.0, 1.0]},
 def make_run(root: Path, name: str, *, method: str = "sg", params: dict | None = None, seed: int = 0, fd: float = 10.0,
              acc: float = 0.8, gflops: float = 1.0, ips: float = 50.0, steps: int = 10, num: int = 20,
              checkpoint: str = "ckpt/animal-routed.safetensors", metrics: bool = True, samples: bool = True,
-             reference: str = REF, extractor: str = EXTRACTOR) -> Path:
-    """A run directory as sample_run + evaluate write it (only the keys compare reads are real)."""
+             reference: str = REF, extractor: str = EXTRACTOR, ci: float | None = None) -> Path:
+    """A run directory written through sgbench.rundir as sample_run + evaluate write it (the numbers are
+    made up; `ci` gives every metric an interval of +-ci)."""
     d = root / name
-    d.mkdir(parents=True)
+    run = RunDir(d)
     params = {**DEFAULTS[method], **(params or {})}
     by_conv = lambda g: {"paper": g, "macs": 1.1 * g, "flops": 2.2 * g}  # noqa: E731
-    run = {
-        "config": {"checkpoint": checkpoint, "out": str(d), "guidance": method, "guidance_params": {}, "guide": None,
-                   "num": num, "batch_size": num, "steps": steps, "solver": "euler", "seed": seed, "labels": "balanced",
-                   "device": "cpu", "vae": None},
-        "guidance": {"name": method, "params": params},
-        "model": {"checkpoint": checkpoint, "sha256": "0" * 64, "config": {"name": "Animal-T/4"}},
-        "guide": None,
-        "flops": {"num_evals": steps, "per_image": {"shared_prefix": by_conv(gflops * steps), "no_sharing": by_conv(gflops * steps)},
-                  "delta_to_unguided_per_image": {"shared_prefix": by_conv((gflops - 1.0) * steps)}},
-        "num_samples": num, "world_size": 1, "seed": seed,
-        "timing": {"wall_time_s": num / ips, "images_per_s": ips, "device": "cpu", "threads": 1, "peak_memory_mb": 1.0,
-                   "generated_this_invocation": num},
-        "environment": {}, "created": "2026-01-01T00:00:00",
-    }
-    (d / "run.json").write_text(json.dumps(run))
+    config = {"checkpoint": checkpoint, "out": str(d), "guidance": method, "guidance_params": {}, "guide": None,
+              "num": num, "batch_size": num, "steps": steps, "solver": "euler", "seed": seed, "labels": "balanced", "device": "cpu"}
+    identity = {**config, "run_format": 2}
+    run.claim(identity)
     if samples:
-        np.savez(d / "samples.npz", arr_0=np.zeros((num, 32, 32, 1), np.uint8), labels=np.arange(num) % 10)
-    if metrics:
+        atomic_savez(run.samples, arr_0=np.zeros((num, 32, 32, 1), np.uint8), labels=np.arange(num) % 10)
+    run.write_info(RunInfo(
+        config=config, identity=identity, guidance={"name": method, "params": params},
+        model={"checkpoint": checkpoint, "sha256": "0" * 64, "config": {"name": "Animal-T/4"}}, guide=None,
+        flops={"num_evals": steps,
+               "per_image": {"shared_prefix": by_conv(0.9 * gflops * steps), "no_sharing": by_conv(gflops * steps)},
+               "delta_to_unguided_per_image": {"no_sharing": by_conv((gflops - 1.0) * steps)}},
+        num_samples=num, world_size=1, seed=seed,
+        timing={"wall_time_s": num / ips, "images_per_s": ips, "device": "cpu", "threads": 1, "peak_memory_mb": 1.0,
+                "generated_this_invocation": num},
+        environment={}, created="2026-01-01T00:00:00"))
+    if metrics and samples:
         values = {"fid": fd, "is": 3.0, "is_std": 0.1, "precision": 0.6, "recall": 0.5, "class_accuracy": acc}
-        recs = [{"metric": m, "value": v, "extractor": extractor, "weights_sha256": "e5", "reference": reference,
-                 "num_reference": 10000, "num_samples": num, "resolution": 32, "created": "x"} for m, v in values.items()]
-        (d / "metrics.json").write_text(json.dumps({"version": 1, "records": recs}))
+        sha = run.samples_sha256()
+        run.write_metrics([MetricRecord(metric=m, value=v, extractor=extractor, reference=reference, num_samples=num,
+                                        samples_sha256=sha, ci95=[v - ci, v + ci] if ci is not None else None, weights_sha256="e5")
+                           for m, v in values.items()])
     return d
 
 
@@ -76,8 +81,10 @@ def test_rows_seeds_pareto_and_sorting(runs):
     sg = b.rows[2]
     assert (sg.n, sg.seeds, sg.mean["fd"]) == (2, [0, 1], pytest.approx(12.0))
     assert sg.std["fd"] == pytest.approx(np.std([11.0, 13.0], ddof=1))
-    assert sg.mean["gflops_step"] == pytest.approx(0.8) and sg.mean["gflops_image"] == pytest.approx(8.0)
-    assert sg.mean["gflops_step_attn"] == pytest.approx(0.88) and sg.mean["delta_gflops_step"] == pytest.approx(-0.2)
+    assert sg.mean["gflops_step"] == pytest.approx(0.8) and sg.mean["gflops_image"] == pytest.approx(7.2)
+    assert sg.mean["gflops_step_run"] == pytest.approx(0.72) and sg.mean["delta_gflops_step"] == pytest.approx(-0.2)
+    # two seeds: the interval is the mean's 95% t-interval across them (t = 12.706 for n = 2)
+    assert sg.ci95["fd"] == pytest.approx([12.0 - 12.706, 12.0 + 12.706])  # std sqrt(2), n 2
     # Pareto front of (FD, GFLOPs): sg 0.5/0.9 (cheapest, FD 12) and sg 0.2/0.7 (best FD); cfg w=1.5 has
     # FD 12 at 2 GFLOPs, dominated by sg 0.5/0.9 (FD 12 at 0.8).
     assert {r.label for r in b.rows if r.pareto} == {"sg gs=0.5 gw=0.9 w=1.5", "sg gs=0.2 gw=0.7 w=1.7"}
@@ -88,27 +95,45 @@ def test_rows_seeds_pareto_and_sorting(runs):
         board(runs, sort="speed")
 
 
-def test_pareto_front_ties():
-    assert results.pareto_front([(1, 2), (1, 2), (2, 1), (2, 2)]) == [True, True, True, False]
+def _row(fd, cost, ci=None) -> Row:
+    return Row("b", f"{fd}@{cost}", "k", "sg", {}, 1, [0], {"fd": fd, "gflops_image": cost}, {}, {"fd": ci}, [])
+
+
+def test_pareto_front_ties_and_intervals():
+    # without intervals: the plain front (<= in both, < in one); equal points both stay
+    rows = [_row(1, 2), _row(1, 2), _row(2, 1), _row(2, 2)]
+    assert results.pareto_front(rows) == [True, True, True, False]
+    # with intervals: a cheaper row whose FD cannot be told apart dominates a better-looking costly one,
+    # and a clearly better one (disjoint intervals) stays on the front
+    rows = [_row(10.0, 1.0, [9.0, 11.0]), _row(9.5, 2.0, [8.5, 10.5]), _row(5.0, 3.0, [4.5, 5.5])]
+    assert results.pareto_front(rows) == [True, False, True]
+
+
+def test_tiers_group_overlapping_intervals():
+    rows = [_row(5.0, 1, [4.0, 6.0]), _row(5.5, 1, [5.8, 7.0]), _row(6.5, 1, [6.1, 7.2]), _row(8.0, 1, [7.1, 9.0]), _row(8.1, 1, None)]
+    assign_tiers(rows, "fd")
+    # 5.5 overlaps the best's [4, 6]; 6.5 does not -> tier 2, and 8.0 overlaps 6.5's interval; 8.1 has none
+    assert [r.tier for r in rows] == [1, 1, 2, 2, 3]
 
 
 def test_broken_and_partial_runs_are_listed_with_reasons(runs):
     make_run(runs, "no-metrics", metrics=False)
     make_run(runs, "no-samples", samples=False)
     make_run(runs, "other-ref", reference="mnist-test")
-    (runs / "unfinished" / "shards").mkdir(parents=True)
-    (runs / "unfinished" / "shards" / "shard-00000000-00000009-w1.npz").write_bytes(b"")
+    unfinished = RunDir(runs / "unfinished")
+    unfinished.claim({"run_format": 2})
+    unfinished.write_shard([0, 1], np.zeros((2, 32, 32, 1), np.uint8))
     bad = make_run(runs, "bad-json")
     (bad / "run.json").write_text("{not json")
     (runs / "empty").mkdir()  # not a run: ignored when expanding a folder, listed when named explicitly
     loaded = results.load_runs([runs, runs / "empty"])
     reasons = {p.path.name: (p.status, p.reason) for p in loaded.problems}
     assert reasons["no-metrics"][0] == "partial" and "not evaluated" in reasons["no-metrics"][1]
-    assert reasons["no-samples"] == ("partial", "run.json but no samples.npz")
+    assert reasons["no-samples"][0] == "partial" and "sampling unfinished" in reasons["no-samples"][1]
     assert "no metrics for extractor animal / reference animal-all (has: animal/mnist-test)" in reasons["other-ref"][1]
     assert reasons["unfinished"][0] == "partial" and "1 shards" in reasons["unfinished"][1]
     assert reasons["bad-json"][0] == "broken" and "run.json is unreadable" in reasons["bad-json"][1]
-    assert reasons["empty"] == ("broken", "no run.json: not a run directory")
+    assert reasons["empty"] == ("broken", "not a run directory (no sample_config.json)")
     assert len(loaded.records) == 6
     b = results.leaderboard(loaded)
     for fmt in results.FORMATS:  # every format shows them
@@ -116,13 +141,16 @@ def test_broken_and_partial_runs_are_listed_with_reasons(runs):
         assert "other-ref" in text and "unfinished" in text
 
 
-def test_stale_metrics_are_partial(tmp_path):
+def test_metrics_of_other_samples_are_not_shown(tmp_path):
+    """metrics.json names the sha256 of the samples it scored: resampled or broken samples make it stale."""
     d = make_run(tmp_path, "r", num=20)
-    run = json.loads((d / "run.json").read_text())
-    run["num_samples"] = 40
-    (d / "run.json").write_text(json.dumps(run))
-    p = results.load_run(d, extractor=EXTRACTOR, reference=REF)
-    assert isinstance(p, results.Problem) and "metrics computed on [20] samples but the run has 40" in p.reason
+    assert isinstance(load_run(RunDir(d), extractor=EXTRACTOR, reference=REF), results.RunRecord)
+    atomic_savez(d / "samples.npz", arr_0=np.ones((20, 32, 32, 1), np.uint8))  # other samples
+    p = load_run(RunDir(d), extractor=EXTRACTOR, reference=REF)
+    assert isinstance(p, results.Problem) and "metrics were computed on other samples" in p.reason
+    (d / "samples.npz").write_bytes(b"broken")
+    p = load_run(RunDir(d), extractor=EXTRACTOR, reference=REF)
+    assert isinstance(p, results.Problem) and "other samples" in p.reason
 
 
 def test_formats_parse(runs):
@@ -136,7 +164,7 @@ def test_formats_parse(runs):
     md = results.render(b, "markdown").splitlines()
     header = next(i for i, line in enumerate(md) if line.startswith("| "))
     assert "FD" in md[header] and "GFLOPs/step" in md[header] and md[header + 1].startswith("|:--")
-    assert "12.000 ± 1.414" in results.render(b, "markdown")
+    assert f"12.00 ± {12.706 * np.std([11.0, 13.0], ddof=1) / np.sqrt(2):.2f}" in results.render(b, "markdown")
     assert "sg gs=0.5 gw=0.9 w=1.5" in results.render(b, "table")
 
 
@@ -162,7 +190,7 @@ def test_cli_formats_and_output(runs, tmp_path):
     assert r.exit_code == 0, r.output
     assert len(json.loads(r.stdout)["rows"]) == 5
     out = tmp_path / "lb.csv"
-    r = runner.invoke(app, ["compare", str(runs), "--format", "csv", "--output", str(out), "--sort", "fid"])
+    r = runner.invoke(app, ["compare", str(runs), "--format", "csv", "--out", str(out), "--sort", "fid"])
     assert r.exit_code == 0 and len(list(csv.DictReader(out.open()))) == 5
     r = runner.invoke(app, ["compare", str(runs), "--format", "xml"])
     assert r.exit_code == 2 and "Unknown --format 'xml'" in r.output
@@ -182,10 +210,7 @@ def test_gate_passes_unchanged_and_fails_perturbed(runs, tmp_path):
 
     # Perturb: cfg's FD worsens by 0.8 (> 0.5), its accuracy improves (fine); the baseline is keyed by
     # configuration, so renaming a directory changes nothing.
-    m = json.loads((runs / "cfg" / "metrics.json").read_text())
-    for rec in m["records"]:
-        rec["value"] += {"fid": 0.8, "class_accuracy": 0.05}.get(rec["metric"], 0.0)
-    (runs / "cfg" / "metrics.json").write_text(json.dumps(m))
+    _shift_metrics(runs / "cfg", {"fid": 0.8, "class_accuracy": 0.05})
     (runs / "cfg").rename(runs / "renamed")
     r = runner.invoke(app, ["compare", str(runs), "--baseline", str(base)])
     assert r.exit_code == 1
@@ -195,6 +220,27 @@ def test_gate_passes_unchanged_and_fails_perturbed(runs, tmp_path):
     # A looser tolerance on the command line passes it; a better FD always passes.
     assert runner.invoke(app, ["compare", str(runs), "--baseline", str(base), "-t", "fid=1"]).exit_code == 0
     assert runner.invoke(app, ["compare", str(runs), "--baseline", str(base), "-t", "fid=10%"]).exit_code == 0
+
+
+def _shift_metrics(run_dir: Path, shifts: dict) -> None:
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for rec in m["records"]:
+        rec["value"] += shifts.get(rec["metric"], 0.0)
+    (run_dir / "metrics.json").write_text(json.dumps(m))
+
+
+def test_gate_fails_only_beyond_the_baselines_interval(tmp_path):
+    """A move beyond the tolerance but inside the baseline's 95% interval is noise, not a regression."""
+    make_run(tmp_path / "runs", "cfg", method="cfg", fd=12.0, ci=1.0)
+    base = tmp_path / "baseline.json"
+    assert runner.invoke(app, ["compare", str(tmp_path / "runs"), "--save-baseline", str(base), "-t", "fid=0.5"]).exit_code == 0
+    assert json.loads(base.read_text())["entries"][0]["ci95"]["fd"] == [11.0, 13.0]
+    _shift_metrics(tmp_path / "runs" / "cfg", {"fid": 0.8})
+    r = runner.invoke(app, ["compare", str(tmp_path / "runs"), "--baseline", str(base)])
+    assert r.exit_code == 0 and "noise" in r.output and "inside the baseline's 95% interval [11, 13]" in r.output
+    _shift_metrics(tmp_path / "runs" / "cfg", {"fid": 0.5})  # 13.3: outside
+    r = runner.invoke(app, ["compare", str(tmp_path / "runs"), "--baseline", str(base)])
+    assert r.exit_code == 1 and "outside the baseline's 95% interval [11, 13]" in r.output
 
 
 def test_gate_fails_on_missing_or_broken_configuration(runs, tmp_path):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sgbench import sampling
+from sgbench import jobs, sweep
 from sgbench.cli import app
 from sgbench.errors import SgbenchError
+from sgbench.files import atomic_savez
+from sgbench.rundir import MetricRecord, RunDir, State
 from sgbench.sweep import SweepLog, parse_grid, plan_sweep, run_sweep
 
 
@@ -41,25 +43,30 @@ def test_grid_errors(tmp_path):
 
 def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
     """Fake sampler and evaluator count calls: a rerun samples nothing; a sampled but unevaluated cell is
-    only evaluated."""
+    only evaluated; more samples mean another identity, so the cell is sampled again."""
     calls = {"sample": [], "evaluate": []}
 
     def fake_sample(config, progress=True):
-        out = Path(config.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "sample_config.json").write_text(json.dumps(config.identity()))
-        np.savez(out / "samples.npz", arr_0=np.zeros((config.num, 32, 32, 1), np.uint8))
-        (out / "run.json").write_text(json.dumps({"config": asdict(config), "num_samples": config.num}))
-        calls["sample"].append(out.name)
-        return out
+        run = RunDir(config.out)
+        run.claim(config.identity())
+        atomic_savez(run.samples, arr_0=np.zeros((config.num, 32, 32, 1), np.uint8))
+        (run.path / "run.json").write_text(json.dumps({"version": 2}))
+        calls["sample"].append(run.path.name)
+        return run.path
 
     def fake_evaluate(run_dir, ref, extractor):
-        rec = {"metric": "fid", "value": 1.0, "extractor": extractor, "reference": ref, "num_samples": 4}
-        (Path(run_dir) / "metrics.json").write_text(json.dumps({"version": 1, "records": [rec]}))
-        calls["evaluate"].append(Path(run_dir).name)
+        run = RunDir(run_dir)
+        run.write_metrics([MetricRecord("fid", 1.0, extractor, ref, _num(run), run.samples_sha256())])
+        calls["evaluate"].append(run.path.name)
 
-    monkeypatch.setattr(sampling, "sample_run", fake_sample)
-    monkeypatch.setattr("sgbench.metrics.evaluate", fake_evaluate)
+    def _num(run):
+        with np.load(run.samples) as f:
+            return len(f["arr_0"])
+
+    monkeypatch.setattr(jobs, "sample_run", fake_sample)
+    monkeypatch.setattr(jobs, "evaluate", fake_evaluate)
+    monkeypatch.setattr(sweep, "check_jobs", lambda configs, evaluation: None)
+    monkeypatch.setattr(RunDir, "state", lambda self: State.SAMPLED if self.samples.is_file() else State.EMPTY)
     kw = dict(ref="animal-all", grid={"gs": [0.0, 0.9], "gw": [0.9]}, fixed={"scale": 1.5}, num=4, progress=False)
     log = SweepLog()
     dirs = run_sweep("ckpt", tmp_path, log=log, **kw)
@@ -75,8 +82,11 @@ def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
     run_sweep("ckpt", tmp_path, log=log, **kw)  # finished: nothing runs
     assert (len(calls["sample"]), len(calls["evaluate"])) == (1, 2) and log.resumed == dirs and not log.ran
 
+    import shutil
+
+    shutil.rmtree(dirs[0])
     log = SweepLog()
-    run_sweep("ckpt", tmp_path, log=log, **{**kw, "num": 8})  # more samples: not finished, resampled
+    run_sweep("ckpt", tmp_path, log=log, **{**kw, "num": 8})  # more samples: sampled again
     assert len(calls["sample"]) == 2 and log.ran == dirs
 
 
@@ -100,7 +110,7 @@ def test_sweep_end_to_end(tmp_path):
     save_model(SiT(preset("Tiny-test", routes=(Route(1, 2, 0.5),), input_size=32, patch_size=8, num_classes=10)), ckpt)
     out = tmp_path / "sweep"
     args = ["sweep", "-c", str(ckpt), "--ref", "animal-all", "--grid", "gs=0,0.5", "--grid", "gw=0.5", "--grid", "scale=1.5",
-            "--sparsity", "0.5", "--num", "10", "--batch-size", "10", "--steps", "2", "--out", str(out)]
+            "--sparsity", "0.5", "--num-samples", "10", "--batch-size", "10", "--steps", "2", "--out", str(out)]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     assert "2 cells run, 0 already finished, 1 skipped as invalid" in r.output

@@ -124,10 +124,13 @@ class Schedule:
 
 
 def parse_interval(value) -> tuple[float, float]:
-    """'0.2:0.8', '0.2,0.8' or (0.2, 0.8) -> (t_lo, t_hi) with 0 <= t_lo <= t_hi <= 1."""
+    """'0.2:0.8' or (0.2, 0.8) -> (t_lo, t_hi) with 0 <= t_lo <= t_hi <= 1. One syntax: a comma is
+    refused with a hint, since commas separate parameters in a spec like cfg:scale=2,interval=0.2:0.8."""
+    if isinstance(value, str) and "," in value:
+        raise SgbenchError(f"Expected --interval as T_LO:T_HI (e.g. 0.2:0.8) but got '{value}': separate the two times with ':'")
     try:
         if isinstance(value, str):
-            lo, hi = (float(v) for v in value.replace(",", ":").split(":"))
+            lo, hi = (float(v) for v in value.split(":"))
         else:
             lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
@@ -357,10 +360,10 @@ def register(cls: type[GuidanceMethod]) -> type[GuidanceMethod]:
 
 
 def _parse_param(method: str, f: dataclasses.Field, value):
-    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    if kind == "Schedule":
+    kind = _kind(f)
+    if kind == "schedule":
         return Schedule.parse(value)
-    if kind.startswith("tuple"):
+    if kind == "interval":
         return parse_interval(value)
     try:
         return float(value)
@@ -370,6 +373,38 @@ def _parse_param(method: str, f: dataclasses.Field, value):
 
 def option_name(param: str) -> str:
     return "--" + param.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One parameter name across the registry: what `--NAME` means, its kind, and each method's default."""
+
+    name: str
+    help: str
+    kind: str                      # 'float', 'schedule' or 'interval'
+    defaults: dict[str, str]       # method name -> its default, as the user would type it
+
+    @property
+    def metavar(self) -> str:
+        return {"float": "FLOAT", "schedule": "SCHEDULE", "interval": "T_LO:T_HI"}[self.kind]
+
+
+def _kind(f: dataclasses.Field) -> str:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return "schedule" if kind == "Schedule" else "interval" if kind.startswith("tuple") else "float"
+
+
+def parameter_specs() -> dict[str, ParameterSpec]:
+    """Every method parameter of the registry by name, in first-seen order (the CLI's guidance options)."""
+    specs: dict[str, ParameterSpec] = {}
+    for method, cls in REGISTRY.items():
+        for f in dataclasses.fields(cls):
+            default = f.default
+            shown = ":".join(f"{v:g}" for v in default) if isinstance(default, tuple) else str(default) if isinstance(default, Schedule) else f"{default:g}"
+            if f.name not in specs:
+                specs[f.name] = ParameterSpec(f.name, f.metadata["help"], _kind(f), {})
+            specs[f.name].defaults[method] = shown
+    return specs
 
 
 def build_guidance(name: str, **params) -> GuidanceMethod:

@@ -20,7 +20,8 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from sgbench.data.animal import NUM_CLASSES
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import RANDOM_INIT_SHA, sha256_file
+from sgbench.files import sha256_file
+from sgbench.metrics.base import RANDOM_INIT_SHA
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "animal_classifier.safetensors"
 FEATURE_DIM = 128
@@ -89,6 +90,7 @@ class AnimalExtractor(FeatureExtractorBase):
     extractor_name = "animal"
     has_spatial = False
     labels_are_classes = True
+    num_classes = NUM_CLASSES
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, random_init=False, **kwargs):
         super().__init__(name, features_list)

@@ -12,9 +12,10 @@ import torch
 import torch.nn.functional as F
 
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import RANDOM_INIT_SHA, sha256_file, to_rgb_nchw
+from sgbench.files import sha256_file
+from sgbench.metrics.base import RANDOM_INIT_SHA, to_rgb_nchw
 from sgbench.metrics.npz import open_images
-from sgbench.metrics.progress import track
+from sgbench.progress import track
 
 OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)

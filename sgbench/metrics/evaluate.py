@@ -1,48 +1,50 @@
 """`evaluate`: samples (a run directory or an ADM npz) against reference statistics -> metrics.
 
 features -> statistics -> metric, in one streaming pass over the samples:
-  fid / sfid  Fréchet distance of features / spatial features to the reference's mu, sigma
-  is, is_std  Inception Score of the extractor's logits over 10 contiguous splits
+  fid / sfid         Fréchet distance of features / spatial features to the reference's mu, sigma
+  is, is_std         Inception Score of the extractor's logits over 10 contiguous splits
   precision, recall  k = 3 manifolds, samples against the reference's feature rows (ADM)
   kid, kid_std       optional, torch-fidelity's polynomial-kernel KID on the same rows
-  class_accuracy     fraction of samples classified as their requested label (animal extractor, labels present)
-Run directories get metrics.json: one record per metric with its extractor, weights sha256,
-reference name and sample count; records of other extractors or references are kept.
+  class_accuracy     fraction of samples classified as their requested label (extractors whose logits
+                     are the dataset's classes, when the samples carry labels)
+Each metric from the samples gets a 95% bootstrap interval (sgbench.metrics.bootstrap). A run directory
+gets MetricRecords in metrics.json (sgbench.rundir), each naming its extractor, the extractor's weights,
+the reference and the sha256 of the samples it scored.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from sgbench.errors import SgbenchError
+from sgbench.metrics import bootstrap
 from sgbench.metrics.extractor import create_extractor
 from sgbench.metrics.fd import frechet_distance
 from sgbench.metrics.features import stream_features
+from sgbench.metrics.isc import inception_score
 from sgbench.metrics.npz import open_images, read_labels
-from sgbench.metrics.prc import precision_recall
+from sgbench.metrics.prc import manifold_membership
 from sgbench.metrics.reference import load_reference
+from sgbench.rundir import SAMPLES_FILE, MetricRecord, RunDir, now
 
-SAMPLES_FILE = "samples.npz"
-METRICS_FILE = "metrics.json"
 DEFAULT_BATCH = {"animal": 500, "inception": 50}
 
 
-def resolve_samples(samples: str | Path) -> tuple[Path, Path | None]:
+def resolve_samples(samples: str | Path) -> tuple[Path, RunDir | None]:
     """(npz path, run directory or None)."""
     path = Path(samples)
     if path.is_dir():
-        if not (path / SAMPLES_FILE).is_file():
-            raise SgbenchError(f"Expected a run directory with {SAMPLES_FILE} but {path} has none")
-        return path / SAMPLES_FILE, path
+        run = RunDir(path)
+        if not run.samples.is_file():
+            raise SgbenchError(f"Expected a run directory with {SAMPLES_FILE} but {path} has none (sampling unfinished?)")
+        return run.samples, run
     if path.suffix == ".npz":
         return path, None
-    raise SgbenchError(f"Expected a run directory or an .npz of samples but got '{samples}'")
+    raise SgbenchError(f"Expected a run directory or an .npz of samples but got '{samples}'"
+                       + ("" if path.exists() else " (no such file or directory)"))
 
 
 def kernel_inception_distance(ref: np.ndarray, samples: np.ndarray, subsets: int = 100, subset_size: int = 1000) -> tuple[float, float]:
@@ -57,65 +59,83 @@ def kernel_inception_distance(ref: np.ndarray, samples: np.ndarray, subsets: int
     return out[KEY_METRIC_KID_MEAN], out[KEY_METRIC_KID_STD]
 
 
+def _check_labels(labels: np.ndarray | None, num_images: int, net, npz: Path) -> np.ndarray | None:
+    if labels is None or not net.labels_are_classes:
+        return None
+    if len(labels) != num_images:
+        raise SgbenchError(f"Expected one label per sample in {npz} but got {len(labels)} labels for {num_images} images")
+    if len(labels) and (labels.min() < 0 or labels.max() >= net.num_classes):
+        raise SgbenchError(
+            f"Expected labels in 0..{net.num_classes - 1} (the {net.extractor_name} extractor's classes) but {npz} has labels "
+            f"from {labels.min()} to {labels.max()}: these samples are of another dataset; evaluate them with its extractor"
+        )
+    return labels
+
+
 def evaluate(
     samples: str | Path,                # run directory (with samples.npz) or an ADM npz
-    ref: str | Path,                    # reference name in reference_stats/manifest.json, or a reference npz
+    ref: str | Path,                    # reference name (`sgbench stats list`) or a reference npz
     extractor: str = "animal",          # 'animal' or 'inception'
     *,
     weights: str | Path | None = None,  # extractor weights file (default: shipped / SGBENCH_INCEPTION_WEIGHTS / hub cache)
     kid: bool = False,
     batch_size: int | None = None,      # does not change the results
+    bootstrap_replicates: int = bootstrap.DEFAULT_REPLICATES,  # 0: no intervals
     write: bool = True,                 # write metrics.json when `samples` is a run directory
     random_init: bool = False,          # tests only: an extractor without weights
 ) -> dict:
     """Evaluate samples; returns {'samples', 'num_samples', 'resolution', 'extractor', 'weights_sha256',
-    'reference', 'metrics': {name: value}} and, for a run directory, merges records into metrics.json."""
-    npz, run_dir = resolve_samples(samples)
+    'reference', 'num_reference', 'metrics': {name: value}, 'ci95': {name: [lo, hi]}} and, for a run
+    directory, stores the metrics in its metrics.json."""
+    if batch_size is not None and batch_size < 1:
+        raise SgbenchError(f"Expected --batch-size >= 1 but got {batch_size}")
+    if bootstrap_replicates < 0:
+        raise SgbenchError(f"Expected --bootstrap >= 0 (0: no intervals) but got {bootstrap_replicates}")
+    npz, run = resolve_samples(samples)
     images = open_images(npz)
     net = create_extractor(extractor, weights=weights, random_init=random_init)
     reference = load_reference(ref)
     reference.check_compatible(net, images.resolution)
-    labels = read_labels(npz) if net.labels_are_classes else None
-    if labels is not None and len(labels) != images.num_images:
-        raise SgbenchError(f"Expected one label per sample in {npz} but got {len(labels)} labels for {images.num_images} images")
-    result = stream_features(
-        images, net, batch_size=batch_size or DEFAULT_BATCH[extractor], labels=labels, inception_score=True,
-        description=f"{extractor} features",
-    )
+    labels = _check_labels(read_labels(npz), images.num_images, net, npz)
+    result = stream_features(images, net, batch_size=batch_size or DEFAULT_BATCH.get(extractor, 100), keep_logits=True,
+                             keep_spatial=bootstrap_replicates > 0, description=f"{extractor} features")
     mu, sigma = result.stats.mu_sigma()
     metrics = {"fid": frechet_distance(mu, sigma, reference.mu, reference.sigma)}
     if result.spatial is not None and reference.mu_s is not None:
         metrics["sfid"] = frechet_distance(*result.spatial.mu_sigma(), reference.mu_s, reference.sigma_s)
-    metrics["is"], metrics["is_std"] = result.inception_score.result()
-    metrics["precision"], metrics["recall"] = precision_recall(reference.features, result.features, k=3)
+    metrics["is"], metrics["is_std"] = inception_score(result.logits)
+    inside, recalled = manifold_membership(reference.features, result.features, k=3)
+    metrics["precision"], metrics["recall"] = float(inside.double().mean()), float(recalled.double().mean())
     if kid:
         metrics["kid"], metrics["kid_std"] = kernel_inception_distance(reference.features, result.features)
-    if result.class_accuracy is not None:
-        metrics["class_accuracy"] = result.class_accuracy.result()
+    correct = None
+    if labels is not None:
+        correct = result.logits.argmax(1) == labels
+        metrics["class_accuracy"] = float(correct.mean())
+
+    ci95: dict[str, list[float] | None] = {}
+    if bootstrap_replicates:
+        draws = bootstrap.counts(images.num_images, bootstrap_replicates)
+        ci95["fid"] = bootstrap.fd_interval(result.features, reference.mu, reference.sigma, draws)
+        if "sfid" in metrics:
+            ci95["sfid"] = bootstrap.fd_interval(result.spatial_features, reference.mu_s, reference.sigma_s, draws)
+        ci95["is"] = bootstrap.statistic_interval(result.logits, lambda x: inception_score(x)[0], draws)
+        ci95["precision"] = bootstrap.mean_interval(inside.numpy(), draws)
+        ci95["recall"] = bootstrap.recall_interval(reference.features, result.features, draws)
+        if correct is not None:
+            ci95["class_accuracy"] = bootstrap.mean_interval(correct, draws)
     out = {
-        "samples": str(npz), "num_samples": images.num_images,
-        "resolution": images.resolution, "extractor": extractor, "weights_sha256": net.weights_sha256,
-        "reference": reference.entry.name, "num_reference": reference.entry.num_images, "metrics": metrics,
+        "samples": str(npz), "num_samples": images.num_images, "resolution": images.resolution, "extractor": extractor,
+        "weights_sha256": net.weights_sha256, "reference": reference.entry.name, "num_reference": reference.entry.num_images,
+        "metrics": metrics, "ci95": ci95, "bootstrap_replicates": bootstrap_replicates,
     }
-    if run_dir is not None and write:
-        write_metrics(run_dir, out)
+    if run is not None and write:
+        created = now()
+        sha = run.samples_sha256()
+        run.write_metrics([
+            MetricRecord(metric=name, value=value, extractor=extractor, reference=out["reference"], num_samples=images.num_images,
+                         samples_sha256=sha, ci95=ci95.get(name), weights_sha256=net.weights_sha256,
+                         num_reference=out["num_reference"], resolution=images.resolution, created=created)
+            for name, value in metrics.items()
+        ])
     return out
-
-
-def write_metrics(run_dir: Path, result: dict) -> Path:
-    """Merge this evaluation's records into run_dir/metrics.json (atomic write)."""
-    path = Path(run_dir) / METRICS_FILE
-    records = json.loads(path.read_text()).get("records", []) if path.is_file() else []
-    new_keys = {(m, result["extractor"], result["reference"]) for m in result["metrics"]}
-    records = [r for r in records if (r["metric"], r["extractor"], r["reference"]) not in new_keys]
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    for metric, value in result["metrics"].items():
-        records.append({
-            "metric": metric, "value": value, "extractor": result["extractor"], "weights_sha256": result["weights_sha256"],
-            "reference": result["reference"], "num_reference": result["num_reference"],
-            "num_samples": result["num_samples"], "resolution": result["resolution"], "created": created,
-        })
-    tmp = path.with_name(METRICS_FILE + ".tmp")
-    tmp.write_text(json.dumps({"version": 1, "records": records}, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path

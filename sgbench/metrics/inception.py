@@ -22,7 +22,8 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
 
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import RANDOM_INIT_SHA, sha256_file
+from sgbench.files import sha256_file
+from sgbench.metrics.base import RANDOM_INIT_SHA
 
 WEIGHTS_FILENAME = URL_INCEPTION_V3.rsplit("/", 1)[-1]  # weights-inception-2015-12-05-6726825d.pth
 WEIGHTS_ENV = "SGBENCH_INCEPTION_WEIGHTS"
@@ -63,6 +64,7 @@ class InceptionExtractor(FeatureExtractorInceptionV3):
     extractor_name = "inception"
     has_spatial = True
     labels_are_classes = False  # 1008 TF classes, not the dataset's label indices
+    num_classes = 1008
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, random_init=False, **kwargs):
         path = None if random_init else resolve_inception_weights(feature_extractor_weights_path)

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import RANDOM_INIT_SHA, sha256_file, to_rgb_nchw
+from sgbench.files import sha256_file
+from sgbench.metrics.base import RANDOM_INIT_SHA, to_rgb_nchw
 from sgbench.metrics.npz import open_images
-from sgbench.metrics.progress import track
+from sgbench.progress import track
 
 TRUNK_ENV = "SGBENCH_LPIPS_TRUNK"
 TRUNK_FILES = {  # torchvision's ImageNet weights, as torch.hub names them
@@ -80,3 +81,20 @@ def mean_lpips(samples: str | Path, against: str | Path, *, net: str = "alex", t
         for x, y in track(pairs, total=-(-a.num_images // batch_size), description="LPIPS"):
             total += float(model(_to_lpips_input(x), _to_lpips_input(y)).double().sum())
     return {"lpips": total / a.num_images, "num_pairs": a.num_images, "net": net, "weights_sha256": sha}
+
+
+def evaluate_lpips(samples: str | Path, against: str | Path, *, net: str = "alex", trunk_weights=None,
+                   random_trunk: bool = False, batch_size: int = 64) -> dict:
+    """mean_lpips of two runs (or npz files); a run directory gets the value in its metrics.json."""
+    from sgbench.metrics.evaluate import resolve_samples
+    from sgbench.rundir import MetricRecord, now
+
+    if batch_size < 1:
+        raise SgbenchError(f"Expected --batch-size >= 1 but got {batch_size}")
+    (a, run), (b, _) = resolve_samples(samples), resolve_samples(against)
+    out = mean_lpips(a, b, net=net, trunk_weights=trunk_weights, random_trunk=random_trunk, batch_size=batch_size)
+    if run is not None:
+        run.write_metrics([MetricRecord(metric="lpips", value=out["lpips"], extractor=f"lpips-{net}", reference=str(against),
+                                        num_samples=out["num_pairs"], samples_sha256=run.samples_sha256(),
+                                        weights_sha256=out["weights_sha256"], num_reference=out["num_pairs"], created=now())])
+    return out

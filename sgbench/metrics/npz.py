@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from sgbench.errors import SgbenchError
+from sgbench.files import atomic_savez
 
 SAMPLES_KEY = "arr_0"
 LABELS_KEY = "labels"
@@ -48,7 +49,10 @@ class NpzImages:
             per_image = int(np.prod(self.shape[1:]))
             for start in range(0, self.num_images, batch_size):
                 n = min(batch_size, self.num_images - start)
-                data = f.read(n * per_image)
+                try:
+                    data = f.read(n * per_image)
+                except (zipfile.BadZipFile, OSError, EOFError) as e:
+                    raise SgbenchError(f"{self.path} is corrupt ({e}); sample it again or copy it again") from None
                 if len(data) != n * per_image:
                     raise SgbenchError(f"{self.path}: '{self.key}' is truncated (expected {self.num_images} images)")
                 yield np.frombuffer(data, dtype=np.uint8).reshape(n, *self.shape[1:])
@@ -108,8 +112,11 @@ def open_images(path: str | Path, key: str = SAMPLES_KEY) -> NpzImages:
 
 def read_labels(path: str | Path) -> np.ndarray | None:
     """The `labels` member as int64 (N,), or None when the file has none."""
-    with np.load(path) as f:
-        return f[LABELS_KEY].astype(np.int64) if LABELS_KEY in f.files else None
+    try:
+        with np.load(path) as f:
+            return f[LABELS_KEY].astype(np.int64) if LABELS_KEY in f.files else None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise SgbenchError(f"{path} is corrupt ({e}); sample it again or copy it again") from None
 
 
 def write_samples(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None) -> None:
@@ -120,7 +127,4 @@ def write_samples(path: str | Path, images: np.ndarray, labels: np.ndarray | Non
     arrays = {SAMPLES_KEY: images}
     if labels is not None:
         arrays[LABELS_KEY] = np.asarray(labels, dtype=np.int64)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    atomic_savez(path, **arrays)

@@ -14,7 +14,8 @@ import torch
 BLOCK = 2048  # rows/columns per distance block (ADM: 10,000); only memory and speed depend on it
 
 
-def _sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def pairwise_sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between the rows of a (M, D) and b (N, D) -> (M, N)."""
     d = (a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :]
     return d.clamp_min_(0)
 
@@ -26,13 +27,19 @@ def manifold_radii(features: np.ndarray, k: int = 3) -> np.ndarray:
         raise ValueError(f"Expected more than k={k} feature vectors but got {len(x)}")
     radii = torch.empty(len(x))
     for i in range(0, len(x), BLOCK):
-        d = torch.cat([_sq_dists(x[i : i + BLOCK], x[j : j + BLOCK]) for j in range(0, len(x), BLOCK)], dim=1)
+        d = torch.cat([pairwise_sq_dists(x[i : i + BLOCK], x[j : j + BLOCK]) for j in range(0, len(x), BLOCK)], dim=1)
         radii[i : i + BLOCK] = d.topk(k + 1, dim=1, largest=False).values[:, k]  # index 0 is the point itself
     return radii.numpy()
 
 
 def precision_recall(ref: np.ndarray, samples: np.ndarray, k: int = 3) -> tuple[float, float]:
     """(precision, recall) of `samples` (N2, D) against `ref` (N1, D)."""
+    inside, recalled = manifold_membership(ref, samples, k)
+    return float(inside.double().mean()), float(recalled.double().mean())
+
+
+def manifold_membership(ref: np.ndarray, samples: np.ndarray, k: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: inside the reference manifold (N2,) bool; per reference point: inside the sample manifold (N1,)."""
     ref_radii, sample_radii = torch.from_numpy(manifold_radii(ref, k)), torch.from_numpy(manifold_radii(samples, k))
     r = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32))
     s = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
@@ -40,7 +47,7 @@ def precision_recall(ref: np.ndarray, samples: np.ndarray, k: int = 3) -> tuple[
     ref_in = torch.zeros(len(r), dtype=torch.bool)  # inside some sample ball -> recalled
     for i in range(0, len(r), BLOCK):
         for j in range(0, len(s), BLOCK):
-            d = _sq_dists(r[i : i + BLOCK], s[j : j + BLOCK])  # (ref block, sample block)
+            d = pairwise_sq_dists(r[i : i + BLOCK], s[j : j + BLOCK])  # (ref block, sample block)
             sample_in[j : j + BLOCK] |= (d <= ref_radii[i : i + BLOCK, None]).any(0)
             ref_in[i : i + BLOCK] |= (d <= sample_radii[None, j : j + BLOCK]).any(1)
-    return float(sample_in.double().mean()), float(ref_in.double().mean())
+    return sample_in, ref_in

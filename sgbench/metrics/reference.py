@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sgbench import resources
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import Extractor, create_extractor
+from sgbench.metrics.base import Extractor
+from sgbench.metrics.extractor import create_extractor
 from sgbench.metrics.fd import frechet_distance
 from sgbench.metrics.features import stream_features
 from sgbench.metrics.npz import open_images
@@ -29,9 +31,24 @@ MAX_REFERENCE_FEATURES = 10_000  # the ADM reference batches hold 10,000 images
 ADM_KEYS = {"mu": (2048,), "sigma": (2048, 2048), "mu_s": (2023,), "sigma_s": (2023, 2023)}
 
 
+def user_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sgbench" / "reference_stats"
+
+
+def search_dirs() -> list[Path]:
+    """Where references are looked up, first match wins: $SGBENCH_REFERENCE_STATS, the user's cache
+    (references built with an installed sgbench), and the shipped reference_stats/."""
+    env = os.environ.get(REFERENCE_DIR_ENV)
+    return [Path(p) for p in (env, user_dir()) if p] + [resources.shipped("reference_stats")]
+
+
 def reference_dir() -> Path:
-    """$SGBENCH_REFERENCE_STATS, else reference_stats/ at the repository root."""
-    return Path(os.environ.get(REFERENCE_DIR_ENV) or Path(__file__).resolve().parents[2] / "reference_stats")
+    """Where `stats build` and `stats import-adm` write: $SGBENCH_REFERENCE_STATS, else the repository's
+    reference_stats/ in a source checkout, else the user's cache (never inside an installed package)."""
+    env = os.environ.get(REFERENCE_DIR_ENV)
+    if env:
+        return Path(env)
+    return resources.shipped("reference_stats") if resources.source_checkout() else user_dir()
 
 
 @dataclass(frozen=True)
@@ -84,12 +101,28 @@ def _manifest_path(root: Path) -> Path:
     return root / "manifest.json"
 
 
-def read_manifest(root: Path | None = None) -> dict[str, ReferenceEntry]:
-    path = _manifest_path(root or reference_dir())
+def _read_one_manifest(root: Path) -> dict[str, ReferenceEntry]:
+    path = _manifest_path(root)
     if not path.is_file():
         return {}
     entries = json.loads(path.read_text())["entries"]
     return {e["name"]: ReferenceEntry(**e) for e in entries}
+
+
+def locate() -> dict[str, tuple[ReferenceEntry, Path]]:
+    """Every known reference name -> (entry, the folder that holds it), searching `search_dirs()`."""
+    found: dict[str, tuple[ReferenceEntry, Path]] = {}
+    for root in search_dirs():
+        for name, entry in _read_one_manifest(root).items():
+            found.setdefault(name, (entry, root))
+    return found
+
+
+def read_manifest(root: Path | None = None) -> dict[str, ReferenceEntry]:
+    """Entries of one folder's manifest, or (root None) of every folder searched."""
+    if root is not None:
+        return _read_one_manifest(root)
+    return {name: entry for name, (entry, _) in locate().items()}
 
 
 def _write_entry(root: Path, entry: ReferenceEntry, arrays: dict[str, np.ndarray]) -> None:
@@ -97,7 +130,7 @@ def _write_entry(root: Path, entry: ReferenceEntry, arrays: dict[str, np.ndarray
     tmp = root / (entry.file + ".tmp.npz")
     np.savez(tmp, meta=np.array(json.dumps(asdict(entry))), **arrays)
     os.replace(tmp, root / entry.file)
-    entries = read_manifest(root)
+    entries = _read_one_manifest(root)
     entries[entry.name] = entry
     body = {"version": 1, "entries": [asdict(e) for e in sorted(entries.values(), key=lambda e: e.name)]}
     tmp_manifest = root / "manifest.json.tmp"
@@ -117,14 +150,14 @@ def load_reference(ref: str | Path) -> Reference:
                 )
             entry = ReferenceEntry(**json.loads(str(f["meta"])))
     else:
-        entries = read_manifest()
-        if str(ref) not in entries:
+        known = locate()
+        if str(ref) not in known:
             raise SgbenchError(
-                f"Expected a reference name from {_manifest_path(reference_dir())} ({', '.join(sorted(entries)) or 'none'}) "
+                f"Expected a reference name ({', '.join(sorted(known)) or 'none known'}; `sgbench stats list`) "
                 f"or a path to a reference .npz but got '{ref}'"
             )
-        entry = entries[str(ref)]
-        path = reference_dir() / entry.file
+        entry, root = known[str(ref)]
+        path = root / entry.file
     with np.load(path) as f:
         spatial = {k: f[k] for k in ("mu_s", "sigma_s") if k in f.files}
         return Reference(entry, f["mu"], f["sigma"], f["features"].astype(np.float32), **spatial)
@@ -156,7 +189,7 @@ def build_reference(
     root = reference_dir()
     images = open_source(source)
     net = create_extractor(extractor, weights=weights, random_init=random_init)
-    existing = read_manifest(root).get(name)
+    existing = _read_one_manifest(root).get(name)
     if existing is not None and not force:
         same = (existing.extractor, existing.weights_sha256, existing.source, existing.resolution) == (
             extractor, net.weights_sha256, images.description, images.resolution)
@@ -211,7 +244,7 @@ def import_adm(
         if stats[k].shape != shape:
             raise SgbenchError(f"Expected '{k}' of shape {shape} in {path} (ADM's Inception statistics) but got {stats[k].shape}")
     net = create_extractor("inception", weights=weights, random_init=random_init)
-    existing = read_manifest(root).get(name)
+    existing = _read_one_manifest(root).get(name)
     if existing is not None and not force:
         if existing.weights_sha256 == net.weights_sha256 and existing.source.startswith(f"ADM {path.name}"):
             return existing, False
@@ -227,3 +260,25 @@ def import_adm(
     )
     _write_entry(root, entry, {**stats, "features": result.features.astype(np.float16)})
     return entry, True
+
+
+def reference_name(ref: str | Path) -> str:
+    """The name metrics.json records for a reference: a known name as given, or a reference npz's own name."""
+    path = Path(ref)
+    if path.suffix == ".npz" and path.is_file():
+        with np.load(path) as f:
+            if "meta" in f.files:
+                return json.loads(str(f["meta"]))["name"]
+    return str(ref)
+
+
+def check_reference(ref: str | Path, extractor: str, *, weights: str | Path | None = None) -> None:
+    """Fail early (before any sampling) when `ref` is unknown or was built with another extractor."""
+    entry = load_reference(ref).entry
+    if entry.extractor != extractor:
+        raise SgbenchError(f"Expected reference statistics built with extractor '{extractor}' but reference '{entry.name}' "
+                           f"was built with '{entry.extractor}'; pass --extractor {entry.extractor} or another --ref")
+    net = create_extractor(extractor, weights=weights)
+    if net.weights_sha256 != entry.weights_sha256:
+        raise SgbenchError(f"Reference '{entry.name}' was built with other {extractor} weights "
+                           f"({entry.weights_sha256[:12]}... vs {net.weights_sha256[:12]}...); rebuild it with these weights")

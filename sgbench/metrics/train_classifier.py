@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from sgbench.data.animal import load_animal_mnist
 from sgbench.metrics.animal_classifier import DEFAULT_WEIGHTS, AnimalNet, load_animal_net, preprocess
-from sgbench.metrics.progress import track
+from sgbench.progress import track
 from sgbench.models.checkpoint import atomic_save_safetensors
 
 TRAIN_COMMAND = "sgbench eval train-classifier"

@@ -86,3 +86,11 @@ def load_extra(path: str | Path) -> dict:
     """The `extra` dict saved with the model (training step, recipe name...), or {}."""
     meta = read_metadata(path)
     return json.loads(meta.get("sgbench_extra", "{}"))
+
+
+def export_model(source: str | Path, dest: str | Path, *, half: bool = False) -> int:
+    """Copy a trained model for shipping: weights (float16 with `half`) with its config and provenance;
+    returns the size of the written file in bytes."""
+    extra = {**load_extra(source), "exported_from": str(source)}
+    save_model(load_model(source), dest, dtype=torch.float16 if half else None, extra=extra)
+    return Path(dest).stat().st_size

@@ -1,0 +1,144 @@
+"""Leaderboard: records grouped by configuration, each number with its 95% interval, tiers of rows that
+cannot be told apart, and the Pareto front of quality against cost (docs/design.md, "Error bars").
+
+A row's interval is the bootstrap interval of its run (one seed), or with several seeds the 95%
+t-interval of the mean across seeds (their spread). Two rows are indistinguishable when their intervals
+overlap; the table groups rows into tiers (tier 1: every row indistinguishable from the best one, then
+the same from the best row left), and the Pareto front treats an indistinguishable FD as equal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from sgbench.results.records import COLUMNS, Loaded, Problem, RunRecord, column_key
+
+# t_{0.975, n-1} for the interval of a mean over n seeds (n = 2..30); beyond, the normal 1.96.
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045]
+
+
+@dataclass
+class Row:
+    backbone: str
+    label: str
+    key: str
+    method: str
+    params: dict
+    n: int
+    seeds: list[int]
+    mean: dict[str, float | None]
+    std: dict[str, float | None]               # sample std (ddof 1) over seeds; None for n = 1
+    ci95: dict[str, list[float] | None]        # bootstrap (n = 1) or across-seed t-interval (n > 1)
+    runs: list[str]
+    pareto: bool = False
+    tier: int | None = None                    # rows of one tier are indistinguishable in the sorted metric
+
+    def interval(self, key: str) -> list[float] | None:
+        return self.ci95.get(key)
+
+
+@dataclass
+class Leaderboard:
+    rows: list[Row]
+    problems: list[Problem]
+    extractor: str | None
+    reference: str | None
+    sort: str = "fd"
+    columns: list[str] = field(default_factory=list)  # shown: those any row has a value for
+
+    @property
+    def fd_header(self) -> str:
+        return "FID" if self.extractor == "inception" else "FD"
+
+    def header(self, key: str) -> str:
+        return self.fd_header if key == "fd" else COLUMNS[key].header
+
+
+def _aggregate(records: list[RunRecord]) -> Row:
+    first = records[0]
+    mean, std, ci = {}, {}, {}
+    for k in COLUMNS:
+        xs = [r.values.get(k) for r in records if r.values.get(k) is not None]
+        mean[k] = sum(xs) / len(xs) if xs else None
+        std[k] = math.sqrt(sum((x - mean[k]) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else None
+        if len(xs) == 1:
+            ci[k] = next((r.ci95.get(k) for r in records if r.values.get(k) is not None), None)
+        elif len(xs) > 1:
+            half = (_T975[len(xs) - 2] if len(xs) <= 30 else 1.96) * std[k] / math.sqrt(len(xs))
+            ci[k] = [mean[k] - half, mean[k] + half]
+        else:
+            ci[k] = None
+    return Row(first.backbone, first.label, first.key, first.method, first.params, len(records),
+               sorted(r.seed for r in records), mean, std, ci, [str(r.path) for r in records])
+
+
+def overlap(a: list[float] | None, b: list[float] | None) -> bool:
+    """Whether two intervals overlap (no interval: only equal points are indistinguishable)."""
+    if a is None or b is None:
+        return False
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _quality(row: Row, key: str) -> tuple[float, list[float] | None]:
+    """(value, interval) made 'lower is better' for the Pareto rule."""
+    value, ci = row.mean[key], row.ci95.get(key)
+    if COLUMNS[key].better > 0:
+        return -value, None if ci is None else [-ci[1], -ci[0]]
+    return value, ci
+
+
+def pareto_front(rows: list[Row], quality: str = "fd", cost: str = "gflops_image") -> list[bool]:
+    """A row is dominated when another is no more costly and not worse in quality beyond noise, and
+    is either cheaper or better beyond noise (non-overlapping intervals). Without intervals this is the
+    plain front: <= in both, < in one."""
+    points = [(*_quality(r, quality), r.mean[cost]) for r in rows]
+
+    def dominates(q, p) -> bool:
+        (qv, qi, qc), (pv, pi, pc) = q, p
+        indistinguishable = qv == pv or overlap(qi, pi)
+        clearly_better = qv < pv and not indistinguishable
+        not_worse = qv <= pv or indistinguishable
+        return qc <= pc and not_worse and (qc < pc or clearly_better)
+
+    return [not any(dominates(q, p) for j, q in enumerate(points) if j != i) for i, p in enumerate(points)]
+
+
+def assign_tiers(rows: list[Row], key: str) -> None:
+    """Rows sorted best first: tier 1 holds every row whose interval overlaps the best row's; the next
+    tier starts at the first row that does not, and so on."""
+    tier, leader = 0, None
+    for r in rows:
+        if r.mean[key] is None:
+            r.tier = None
+            continue
+        if leader is None or not (r.mean[key] == leader.mean[key] or overlap(r.interval(key), leader.interval(key))):
+            tier, leader = tier + 1, r
+        r.tier = tier
+
+
+def leaderboard(loaded: Loaded, *, sort: str = "fd", descending: bool | None = None) -> Leaderboard:
+    """Group runs by configuration (all but the seed), mark each backbone's Pareto front (FD vs
+    GFLOPs per image), sort by a column (best first unless `descending` says otherwise), and put the
+    rows of each backbone into tiers of indistinguishable values of the sorted column."""
+    sort = column_key(sort)
+    groups: dict[str, list[RunRecord]] = {}
+    for r in loaded.records:
+        groups.setdefault(r.key, []).append(r)
+    rows = [_aggregate(rs) for rs in groups.values()]
+    for backbone in {r.backbone for r in rows}:
+        cand = [r for r in rows if r.backbone == backbone and r.mean["fd"] is not None and r.mean["gflops_image"] is not None]
+        for r, on in zip(cand, pareto_front(cand)):
+            r.pareto = on
+    if descending is None:
+        descending = COLUMNS[sort].better > 0
+    present = [r for r in rows if r.mean[sort] is not None]
+    present.sort(key=lambda r: (r.mean[sort], r.key), reverse=descending)
+    rows = present + sorted((r for r in rows if r.mean[sort] is None), key=lambda r: r.key)
+    best_first = COLUMNS[sort].better > 0 if descending else COLUMNS[sort].better < 0
+    for backbone in {r.backbone for r in rows}:
+        mine = [r for r in rows if r.backbone == backbone]
+        assign_tiers(mine if best_first else mine[::-1], sort)
+    columns = [k for k in COLUMNS if any(r.mean[k] is not None for r in rows)]
+    return Leaderboard(rows, loaded.problems, loaded.extractor, loaded.reference, sort, columns)

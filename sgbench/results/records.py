@@ -1,0 +1,231 @@
+"""Run directories -> records: one evaluated configuration each, or the problem that keeps it out.
+
+Pure bookkeeping over files (no torch): a run is read through sgbench.rundir, never re-run. Every
+directory given ends up either as a record or as a Problem with the reason (no run.json, sampling
+unfinished, not evaluated, evaluated against another reference, metrics of other samples ...);
+nothing is dropped silently.
+
+Costs are GFLOPs per image in the paper's convention (linear/conv MACs, Table 2). "per step" is per
+solver evaluation, averaged over the trajectory: `gflops_step` counts one forward per branch as the
+paper's Table 2 does (SG 0.5/0.9 on SiT-XL/2: 97.67), `gflops_step_run` what sgbench executed (the
+blocks before the first route computed once for both SG branches: 89.48).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from sgbench.errors import SgbenchError
+from sgbench.rundir import RunDir, RunInfo, State, expand
+
+# ----------------------------------------------------------------------------------------------------
+# Columns: key, header, direction (-1 lower is better, +1 higher is better), format, help
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    header: str
+    better: int
+    fmt: str  # fixed decimals for metrics, significant digits for costs (tiny to XL models)
+    help: str
+
+
+METRIC_COLUMNS = (
+    Column("fd", "FID", -1, ".2f", "Frechet distance to the reference ('FD' in a non-Inception feature space)"),
+    Column("sfid", "sFID", -1, ".2f", "spatial FID (Inception only)"),
+    Column("is", "IS", +1, ".2f", "Inception Score (of the extractor's logits)"),
+    Column("precision", "Prec.", +1, ".3f", "precision, k = 3"),
+    Column("recall", "Rec.", +1, ".3f", "recall, k = 3"),
+    Column("class_accuracy", "Class acc.", +1, ".3f", "fraction classified as their requested label"),
+    Column("kid", "KID", -1, ".5f", "kernel inception distance"),
+)
+COST_COLUMNS = (
+    Column("gflops_step", "GFLOPs/step", -1, ".5g", "per image per step, one forward per branch (the paper's Table 2)"),
+    Column("gflops_step_run", "run/step", -1, ".5g", "per image per step as executed (shared prefix computed once)"),
+    Column("delta_gflops_step", "Δ unguided", -1, ".4g", "GFLOPs/step minus the dense unguided model's (Table 2's Δ)"),
+    Column("gflops_image", "GFLOPs/img", -1, ".5g", "whole trajectory per image, as executed"),
+    Column("images_per_s", "img/s", +1, ".3g", "measured sampling throughput (machine-dependent)"),
+)
+COLUMNS = {c.key: c for c in METRIC_COLUMNS + COST_COLUMNS}
+ALIASES = {"fid": "fd", "accuracy": "class_accuracy", "acc": "class_accuracy", "gflops": "gflops_step",
+           "throughput": "images_per_s", "ips": "images_per_s"}
+METRIC_OF_COLUMN = {"fd": "fid"}  # column key -> metric name in metrics.json, where they differ
+
+
+def column_key(name: str) -> str:
+    """'fid' -> 'fd'; raises for an unknown column name."""
+    key = ALIASES.get(name.strip().lower().replace("-", "_"), name.strip().lower().replace("-", "_"))
+    if key not in COLUMNS:
+        raise SgbenchError(f"Unknown column '{name}'; expected one of {', '.join(COLUMNS)} (or fid)")
+    return key
+
+
+# ----------------------------------------------------------------------------------------------------
+# Records
+
+
+@dataclass
+class RunRecord:
+    """One evaluated run directory."""
+
+    path: Path
+    backbone: str  # checkpoint stem (model config name)
+    method: str
+    params: dict  # resolved guidance parameters
+    key: str  # the configuration: everything but the seed
+    label: str  # 'sg gs=0.5 gw=0.9 w=1.5'
+    seed: int
+    steps: int
+    num_samples: int
+    values: dict[str, float | None]  # COLUMNS keys -> value
+    ci95: dict[str, list[float] | None]  # COLUMNS keys -> 95% bootstrap interval
+
+
+@dataclass
+class Problem:
+    """A run directory that is broken (unreadable) or partial (unfinished, not evaluated)."""
+
+    path: Path
+    status: str  # 'broken' or 'partial'
+    reason: str
+    key: str | None = None  # the configuration, where run.json could be read
+
+
+@dataclass
+class Loaded:
+    records: list[RunRecord]
+    problems: list[Problem]
+    extractor: str | None
+    reference: str | None
+
+
+def _fmt_param(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return ":".join(_fmt_param(x) for x in v)
+    return str(v)
+
+
+def method_label(method: str, params: dict) -> str:
+    """Compact: 'sg gs=0.5 gw=0.9 w=1.5'; an interval is shown only when it is not 0:1, and parameters
+    of a branch that never runs (the weak sparsity at w = 1) are left out."""
+    parts = [method]
+    scale = params.get("scale")
+    for k, v in params.items():
+        if k == "scale" or (k == "interval" and list(v) == [0.0, 1.0]) or (k == "gw" and scale == 1.0):
+            continue
+        parts.append(f"{'t' if k == 'interval' else k}={_fmt_param(v)}")
+    if scale is not None:
+        parts.append(f"w={_fmt_param(scale)}")
+    return " ".join(parts)
+
+
+def backbone_name(info: RunInfo) -> str:
+    ckpt = Path(info.model.get("checkpoint") or info.config["checkpoint"])
+    name = info.model.get("config", {}).get("name")
+    return f"{ckpt.stem} ({name})" if name and name != "custom" else ckpt.stem
+
+
+def config_key(info: RunInfo) -> str:
+    """The configuration a baseline is keyed by: backbone + method + params + solver/steps + samples."""
+    cfg = info.config
+    guide = f" guide={Path(cfg['guide']).stem}" if cfg.get("guide") else ""
+    return (f"{backbone_name(info)} | {method_label(info.guidance['name'], info.guidance['params'])}{guide} | "
+            f"{cfg['solver']} {cfg['steps']} steps | n={info.num_samples} {cfg.get('labels', 'balanced')}")
+
+
+def costs(info: RunInfo) -> dict[str, float | None]:
+    f = info.flops or {}
+    try:
+        n = f["num_evals"]
+        return {
+            "gflops_step": f["per_image"]["no_sharing"]["paper"] / n,
+            "gflops_step_run": f["per_image"]["shared_prefix"]["paper"] / n,
+            "delta_gflops_step": f["delta_to_unguided_per_image"]["no_sharing"]["paper"] / n,
+            "gflops_image": f["per_image"]["shared_prefix"]["paper"],
+        }
+    except (KeyError, TypeError, ZeroDivisionError):
+        return dict.fromkeys(("gflops_step", "gflops_step_run", "delta_gflops_step", "gflops_image"))
+
+
+def load_run(run: RunDir, *, extractor: str, reference: str) -> RunRecord | Problem:
+    """One run directory -> a record with metrics against (extractor, reference), or the problem."""
+    path = run.path
+    if not path.is_dir():
+        return Problem(path, "broken", "not a directory" if path.exists() else "does not exist")
+    state = run.state()
+    if state is State.EMPTY:
+        return Problem(path, "broken", "not a run directory (no sample_config.json)")
+    if state is State.PARTIAL:
+        shards = len(run.shards())
+        return Problem(path, "partial", f"sampling unfinished ({shards} shards, no samples.npz or run.json): rerun the same command to resume")
+    try:
+        info = run.info()
+        key = config_key(info)
+    except SgbenchError as e:
+        return Problem(path, "broken", str(e))
+    except (KeyError, TypeError) as e:
+        return Problem(path, "broken", f"run.json lacks {e}")
+    try:
+        every = run.all_metrics()
+        current = run.metrics()
+    except (SgbenchError, OSError) as e:
+        return Problem(path, "broken", str(e), key)
+    if not every:
+        return Problem(path, "partial", f"not evaluated (no metrics): sgbench eval fid {path} --ref {reference}", key)
+    mine = [r for r in current if r.extractor == extractor and r.reference == reference]
+    if not any(r.metric == "fid" for r in mine):
+        if any(r.extractor == extractor and r.reference == reference for r in every):
+            return Problem(path, "partial", "metrics were computed on other samples (samples.npz changed since): re-evaluate", key)
+        have = ", ".join(f"{e}/{r}" for e, r in _metric_sets(current)) or "none"
+        return Problem(path, "partial", f"no metrics for extractor {extractor} / reference {reference} (has: {have})", key)
+    values: dict[str, float | None] = {c.key: None for c in METRIC_COLUMNS}
+    ci95: dict[str, list[float] | None] = {c.key: None for c in METRIC_COLUMNS}
+    for r in mine:
+        col = "fd" if r.metric == "fid" else r.metric
+        if col in values:
+            values[col], ci95[col] = float(r.value), r.ci95
+    values.update(costs(info))
+    values["images_per_s"] = (info.timing or {}).get("images_per_s")
+    return RunRecord(
+        path=path, backbone=backbone_name(info), method=info.guidance["name"], params=info.guidance["params"], key=key,
+        label=method_label(info.guidance["name"], info.guidance["params"]), seed=int(info.seed),
+        steps=int(info.config["steps"]), num_samples=int(info.num_samples), values=values, ci95=ci95,
+    )
+
+
+def _metric_sets(records) -> Counter:
+    return Counter((r.extractor, r.reference) for r in records if r.metric == "fid")
+
+
+def load_runs(paths: Iterable[str | Path], *, extractor: str | None = None, reference: str | None = None) -> Loaded:
+    """Load run directories (or folders of them). Without extractor/reference, the pair that most runs
+    were evaluated with is used; runs evaluated only against another are listed as problems."""
+    paths = list(paths)
+    if not paths:
+        raise SgbenchError("Expected at least one run directory")
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise SgbenchError(f"Expected run directories (or folders of them) but {', '.join(missing)} does not exist")
+    runs = expand(paths)
+    if extractor is None or reference is None:
+        seen: Counter = Counter()
+        for run in runs:
+            try:
+                seen.update(_metric_sets(run.metrics()))
+            except (SgbenchError, OSError):
+                pass
+        pairs = [p for p, _ in seen.most_common() if (extractor or p[0]) == p[0] and (reference or p[1]) == p[1]]
+        if pairs:
+            extractor, reference = pairs[0]
+    extractor, reference = extractor or "animal", reference or "?"
+    records, problems = [], []
+    for run in runs:
+        r = load_run(run, extractor=extractor, reference=reference)
+        (records if isinstance(r, RunRecord) else problems).append(r)
+    return Loaded(records, problems, extractor, reference)

@@ -1,0 +1,197 @@
+"""Every table sgbench prints, rendered as text by the library (the CLI only echoes it).
+
+The leaderboard in four formats (`table`: rich, plain text when not a terminal; `markdown`; `csv`;
+`json`), and the reports of `flops`, `guidance list`, `eval fid` and `speed`. Numbers from samples are
+shown as value ± half the width of their 95% interval; CSV and JSON carry the interval's ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+
+from sgbench.errors import SgbenchError
+from sgbench.results.leaderboard import Leaderboard, Row
+from sgbench.results.records import COLUMNS, COST_COLUMNS
+
+FORMATS = ("table", "markdown", "csv", "json")
+_COSTS = {c.key for c in COST_COLUMNS}
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise SgbenchError(f"Unknown --format '{fmt}'; expected one of {', '.join(FORMATS)}")
+
+
+def rich_text(*renderables, width: int | None = None) -> str:
+    """Render rich objects to plain text, as wide as the widest one needs (rows never wrap)."""
+    from rich.console import Console
+
+    need = max(Console(file=io.StringIO(), width=1000).measure(r).maximum for r in renderables)
+    console = Console(file=io.StringIO(), width=width or max(need, 120), force_terminal=False, highlight=False)
+    for r in renderables:
+        console.print(r)
+    return console.file.getvalue()
+
+
+def table(title: str, headers: list[str], rows: list[list[str]], *, caption: str | None = None, left: int = 1):
+    """A rich Table: the first `left` columns left-aligned, the rest right-aligned."""
+    from rich.table import Table
+
+    t = Table(title=title, caption=caption, caption_justify="left")
+    for i, h in enumerate(headers):
+        t.add_column(h, justify="left" if i < left else "right")
+    for r in rows:
+        t.add_row(*r)
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------
+# The leaderboard
+
+
+def _pm(row: Row, key: str) -> str:
+    m = row.mean[key]
+    if m is None:
+        return "-"
+    f = COLUMNS[key].fmt
+    ci = row.ci95.get(key)
+    return f"{m:{f}} ± {(ci[1] - ci[0]) / 2:{f}}" if ci is not None and key not in _COSTS else f"{m:{f}}"
+
+
+def _title(board: Leaderboard) -> str:
+    return (f"{board.fd_header} against '{board.reference}' ({board.extractor} features); GFLOPs per image, paper "
+            f"convention; sorted by {board.header(board.sort)}")
+
+
+NOTES = ("± = half the 95% interval (bootstrap over the samples for one seed; t-interval across seeds for n > 1). "
+         "tier: rows of one backbone whose {sort} intervals overlap the tier's best row cannot be told apart. "
+         "* = Pareto front of {fd} against GFLOPs per image within a backbone, an indistinguishable {fd} counting as equal. "
+         "GFLOPs/step: one forward per branch (Table 2); run/step: as executed (shared prefix once). "
+         "img/s is measured on the machine that sampled.")
+
+
+def _flat(board: Leaderboard) -> list[dict]:
+    out = []
+    for r in board.rows:
+        d = {"status": "ok", "backbone": r.backbone, "method": r.method, "config": r.label, "params": r.params, "key": r.key,
+             "n": r.n, "seeds": r.seeds, "tier": r.tier, "pareto": r.pareto}
+        for k in COLUMNS:
+            ci = r.ci95.get(k)
+            d[k], d[f"{k}_std"] = r.mean[k], r.std[k]
+            d[f"{k}_lo"], d[f"{k}_hi"] = (ci[0], ci[1]) if ci else (None, None)
+        d["runs"] = r.runs
+        out.append(d)
+    return out
+
+
+def render(board: Leaderboard, fmt: str = "table") -> str:
+    """The leaderboard as text in one of FORMATS."""
+    check_format(fmt)
+    notes = NOTES.format(fd=board.fd_header, sort=board.header(board.sort))
+    if fmt == "json":
+        return json.dumps({
+            "extractor": board.extractor, "reference": board.reference, "sort": board.sort, "notes": notes,
+            "columns": {k: {"header": board.header(k), "better": {-1: "lower", 1: "higher"}[COLUMNS[k].better],
+                            "help": COLUMNS[k].help} for k in board.columns},
+            "rows": _flat(board),
+            "problems": [{"path": str(p.path), "status": p.status, "reason": p.reason, "key": p.key} for p in board.problems],
+        }, indent=2) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        names = (["status", "backbone", "config", "n", "tier", "pareto"]
+                 + [x for k in board.columns for x in (k, f"{k}_lo", f"{k}_hi", f"{k}_std")] + ["key", "runs", "reason"])
+        w = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for d in _flat(board):
+            w.writerow({**d, "runs": ";".join(d["runs"])})
+        for p in board.problems:
+            w.writerow({"status": p.status, "key": p.key or "", "runs": str(p.path), "reason": p.reason})
+        return buf.getvalue()
+    headers = ["", "tier", "backbone", "method", "n"] + [board.header(k) for k in board.columns]
+    cells = [["*" if r.pareto else "", str(r.tier or "-"), r.backbone, r.label, str(r.n)] + [_pm(r, k) for k in board.columns]
+             for r in board.rows]
+    if fmt == "markdown":
+        lines = [f"**{_title(board)}**", "", "| " + " | ".join(headers) + " |",
+                 "|" + "|".join(":--" if i in (0, 2, 3) else "--:" for i in range(len(headers))) + "|"]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        lines += ["", notes]
+        if board.problems:
+            lines += ["", "Not in the table:", ""] + [f"- `{p.path}`: {p.status}, {p.reason}" for p in board.problems]
+        return "\n".join(lines) + "\n"
+    text = rich_text(table(_title(board), headers, cells, caption=notes, left=4))
+    return text + "".join(f"{p.status} {p.path}: {p.reason}\n" for p in board.problems)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Other reports
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return ":".join(f"{x:g}" if isinstance(x, float) else str(x) for x in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def guidance_table() -> str:
+    """`sgbench guidance list`: every registered method, its formula, branches, parameters and defaults."""
+    from sgbench.guidance import REGISTRY, build_guidance
+
+    rows = []
+    for name in REGISTRY:
+        m = build_guidance(name)
+        fields = {f.name: f for f in dataclasses.fields(m)}
+        branches = [f"{b.role}: {b.model}, {b.condition}, gamma={b.sparsity:g}" for b in (m.strong(0.0), m.weak(0.0)) if b]
+        params = [f"--{k.replace('_', '-')} {_show(v)}" + (f" ({fields[k].metadata['typical']})" if fields[k].metadata.get("typical") else "")
+                  for k, v in m.params.items()]
+        if m.needs_guide:
+            params.append("--guide CKPT (required)")
+        rows.append([name, m.summary, "\n".join(branches), "\n".join(params) or "-"])
+    return rich_text(table("Guidance methods: D = D_weak + w (D_strong - D_weak); gamma = fraction of tokens dropped "
+                           "(branches shown at t = 0)", ["name", "formula", "branches", "options: default (typical)"], rows, left=4))
+
+
+def flops_table(reports: list[dict], *, title: str, convention: str) -> str:
+    """`sgbench flops`: per method the branches per step, GFLOPs per step (Table 2's one forward per
+    branch), its delta to unguided, the same with the shared prefix once, and per image."""
+    rows = []
+    for r in reports:
+        n = r["num_evals"]
+        plain, shared = r["mean_per_step"]["no_sharing"][convention], r["mean_per_step"]["shared_prefix"][convention]
+        delta = r["delta_to_unguided_per_image"]["no_sharing"][convention] / n
+        branches = sum(len(s["branches"]) for s in r["per_step"]) / n
+        costly = [f"{k}={_show(v)}" for k, v in r["params"].items() if k in ("gs", "gw", "guide_sparsity", "interval")
+                  and not (k == "interval" and v == [0.0, 1.0])] + (["scale=1"] if r["params"].get("scale") == 1 else [])
+        rows.append([" ".join([r["method"], *costly]), f"{branches:g}", f"{plain:.2f}", f"{delta:+.2f}", f"{shared:.2f}",
+                     f"{r['per_image']['no_sharing'][convention]:.1f}"])
+    return rich_text(table(title, ["guidance", "branches/step", "GFLOPs/step", "Δ unguided", "prefix once", "per image"], rows))
+
+
+def metrics_table(result: dict) -> str:
+    """`sgbench eval fid`: each metric with its 95% interval."""
+    m, ci = result["metrics"], result.get("ci95", {})
+    fd = "FID" if result["extractor"] == "inception" else "FD"
+    names = {"fid": fd, "sfid": "sFID", "is": "IS", "precision": "precision", "recall": "recall",
+             "class_accuracy": "class accuracy", "kid": "KID"}
+    rows = []
+    for key, name in names.items():
+        if key in m:
+            interval = ci.get(key)
+            rows.append([name, f"{m[key]:.4f}", f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "-"])
+    title = (f"{result['num_samples']} samples vs '{result['reference']}' ({result['num_reference']} images), "
+             f"{result['extractor']} features, 95% bootstrap intervals ({result.get('bootstrap_replicates', 0)} replicates)")
+    return rich_text(table(title, ["metric", "value", "95% interval"], rows))
+
+
+def speed_table(result: dict, *, title: str) -> str:
+    """`sgbench speed`: seconds per step next to GFLOPs, and their ratios to cfg."""
+    rows = []
+    for row in result["methods"]:
+        ratios = [row[k] for k in ("time_vs_cfg", "shared_gflops_vs_cfg", "gflops_vs_cfg")]
+        rows.append([row["label"], f"{row['seconds']:.3f}", f"{row['gflops_shared_prefix']:.2f}",
+                     *(f"{r:.3f}" if r is not None else "-" for r in ratios)])
+    text = rich_text(table(title, ["guidance", "seconds", "GFLOPs/img", "time / cfg", "GFLOPs / cfg", "unshared GFLOPs / cfg"], rows))
+    return text + "".join(f"one forward, {row['what']}: {row['seconds']:.3f} s ({row['gflops']:.2f} GFLOPs/img)\n"
+                          for row in result["forwards"])
