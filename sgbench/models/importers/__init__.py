@@ -18,7 +18,8 @@ from typing import Sequence
 from sgbench.errors import SgbenchError
 from sgbench.models.checkpoint import save_model
 from sgbench.models.importers import dit, maskdit, sit, tread
-from sgbench.models.importers.common import UNTRUSTED_NOTE, read_state_dict, sha256_file
+from sgbench.metrics.extractor import sha256_file
+from sgbench.models.importers.common import read_state_dict
 from sgbench.models.sit import ModelConfig, Route, SiT
 
 KINDS = {  # name -> the module that converts it (its docstring is the kind's help)
@@ -81,4 +82,4 @@ def _build(config: ModelConfig, state: dict, src) -> SiT:
     return model.eval()
 
 
-__all__ = ["KINDS", "UNTRUSTED_NOTE", "import_checkpoint"]
+__all__ = ["KINDS", "import_checkpoint"]

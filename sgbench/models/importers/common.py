@@ -10,7 +10,6 @@ and preconditioning, which each importer converts (docs/design.md, "Importing ot
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import pickle
 import re
@@ -24,10 +23,6 @@ from sgbench.models.sit import SIZES, sincos_pos_embed
 
 # DiT's size table: the number of heads is not in the weights, so it is looked up by width.
 HEADS_BY_WIDTH = {d: heads for d, _, heads in SIZES.values()} | {1280: 16}  # + MaskDiT's DiT-H
-UNTRUSTED_NOTE = (
-    "A .pt/.pth checkpoint is a pickle: loading one from an untrusted source can run arbitrary code. "
-    "It is read with torch.load(weights_only=True), which refuses anything but tensors and plain containers."
-)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -71,14 +66,6 @@ def _tensors(obj, src: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise SgbenchError(f"{src}: expected a state dict (names -> tensors) or a training checkpoint holding one")
     return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
