@@ -169,3 +169,20 @@ def test_fixture_readmes_name_the_commit():
         assert "commit" in text and "python" in text, kind
         meta = fixture(next((FIXTURES / kind).glob("*.safetensors")))[2]
         assert "config" in meta and json.loads(meta["config"])
+
+
+def test_shape_inference_recognises_sit_xl2():
+    """SiT-XL-2-256.pt's shapes give our SiT-XL/2 preset (heads from DiT's table by width)."""
+    from dataclasses import replace
+
+    from sgbench.models import preset
+    from sgbench.models.importers.common import dit_shape, size_name
+
+    state = {
+        "x_embedder.proj.weight": torch.zeros(1152, 4, 2, 2), "pos_embed": torch.zeros(1, 256, 1152),
+        "blocks.0.mlp.fc1.weight": torch.zeros(4608, 1152), "final_layer.linear.weight": torch.zeros(32, 1152),
+        **{f"blocks.{i}.attn.qkv.weight": torch.zeros(()) for i in range(28)},
+    }
+    shape = dit_shape(state, None)
+    assert size_name(shape) == "XL/2"
+    assert replace(preset("SiT-XL/2"), **shape, name="x") == replace(preset("SiT-XL/2"), name="x")  # learn_sigma too

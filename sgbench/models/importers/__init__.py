@@ -22,7 +22,7 @@ from sgbench.metrics.extractor import sha256_file
 from sgbench.models.importers.common import read_state_dict
 from sgbench.models.sit import ModelConfig, Route, SiT
 
-KINDS = {  # name -> the module that converts it (its docstring is the kind's help)
+KINDS = {  # name -> the module that converts it (its docstring is the kind's help; dit's says why it is refused)
     "tread": tread,
     "sit": sit,
     "maskdit": maskdit,
@@ -55,6 +55,8 @@ def import_checkpoint(
         raise SgbenchError(f"Routes are given for TREAD checkpoints only, not for kind '{kind}'")
     if decoder_heads is not None and kind != "maskdit":
         raise SgbenchError(f"decoder_heads is for MaskDiT checkpoints only, not for kind '{kind}'")
+    if kind == "dit":
+        raise SgbenchError(dit.REASON)
     state, entry = read_state_dict(src, trust_pickle=trust_pickle)
     state = {k.removeprefix("module."): v for k, v in state.items()}  # DDP-wrapped saves
     if kind == "tread":
@@ -62,7 +64,7 @@ def import_checkpoint(
     elif kind == "maskdit":
         config, ours = maskdit.convert(state, num_heads=num_heads, decoder_heads=decoder_heads)
     else:
-        config, ours = KINDS[kind].convert(state, num_heads=num_heads)
+        config, ours = sit.convert(state, num_heads=num_heads)
     model = _build(config, ours, src)
     extra = {"imported_from": kind, "source": Path(src).name, "source_sha256": sha256_file(src), "source_entry": entry}
     save_model(model, dst, extra=extra)

@@ -8,15 +8,8 @@ that the model DiT trained. willisma/SiT-XL-2-256.pt is the same architecture tr
 model: import it with kind `sit`.
 """
 
-from __future__ import annotations
-
-from sgbench.errors import SgbenchError
-from sgbench.models.sit import ModelConfig
-
-
-def convert(state: dict, *, num_heads: int | None) -> tuple[ModelConfig, dict]:
-    raise SgbenchError(
-        "DiT checkpoints predict noise on a discrete 1000-step VP schedule (defined for t in about "
-        "[0.006, 0.99] only, and v = (x_t - eps) / t is undefined at t = 0): no faithful velocity model "
-        "exists; import SiT-XL-2-256.pt (the same architecture trained as a velocity model) with kind 'sit'"
-    )
+REASON = (
+    "DiT checkpoints predict noise on a discrete 1000-step VP schedule (defined for t in about "
+    "[0.006, 0.99] only, and v = (x_t - eps) / t is undefined at t = 0): no faithful velocity model "
+    "exists; import SiT-XL-2-256.pt (the same architecture trained as a velocity model) with kind 'sit'"
+)
