@@ -83,7 +83,7 @@ def suffix_ops(cfg: ModelConfig, gamma: float) -> Ops:
         m = cfg.masking
         width = m.decoder_width
         ops += cfg.depth * block_ops(kept, D, cfg.mlp_ratio, D)
-        ops += Ops(kept * D * width)
+        ops += Ops(kept * D * width + (D * 2 * D if m.embed_adaln else 0))  # embed (+ MaskDiT's adaLN)
         ops += m.decoder_depth * block_ops(N, width, cfg.mlp_ratio, D)
     else:
         width = D

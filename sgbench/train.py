@@ -33,7 +33,7 @@ from sgbench.config import TrainRecipe, recipe_to_dict
 from sgbench.errors import SgbenchError
 from sgbench.flow import flow_matching_loss, masked_flow_matching_loss
 from sgbench.models.checkpoint import atomic_save_safetensors, save_model
-from sgbench.models.sit import SiT
+from sgbench.models.sit import ModelConfig, SiT
 from sgbench.progress import Bar
 
 # ----------------------------------------------------------------------------------------------------
@@ -49,9 +49,15 @@ def load_training_data(recipe: TrainRecipe) -> tuple[torch.Tensor, torch.Tensor]
         images, labels = load_animal_mnist(d.split)
         return to_model_space(images), torch.from_numpy(labels).long()
     if d.dataset == "latents":
+        if d.path and Path(d.path).is_dir():  # the shards of `sgbench data encode`
+            from sgbench.data.encode import read_latent_shards
+
+            latents, labels, _ = read_latent_shards(d.path)
+            return latents, labels
         if not d.path or not Path(d.path).is_file():
             raise SgbenchError(
-                f"data.dataset 'latents' needs data.path: an npz with 'latents' (N, C, H, W) and 'labels' (N,); got {d.path}"
+                f"data.dataset 'latents' needs data.path: a directory written by `sgbench data encode`, or an npz "
+                f"with 'latents' (N, C, H, W) and 'labels' (N,); got {d.path}"
             )
         with np.load(d.path) as f:
             if "latents" not in f or "labels" not in f:
@@ -95,7 +101,7 @@ def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:  # safetensors raises several types for truncated files
         raise SgbenchError(f"Cannot resume: {path} is not a readable checkpoint ({e})") from None
-    if json.loads(meta["model_config"]) != json.loads(json.dumps(model.config.to_dict())):
+    if ModelConfig.from_dict(json.loads(meta["model_config"])) != model.config:  # fields added since compare at their defaults
         raise SgbenchError(f"Cannot resume: {path} was written for another model config than this recipe's")
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})

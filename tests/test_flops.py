@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from sgbench.cli import app
 from sgbench.flops import CONVENTIONS, cost_report, euler_times, forward_gflops, forward_ops, prefix_ops, step_ops, suffix_ops
 from sgbench.guidance import REGISTRY, Models, build_guidance
-from sgbench.models.sit import Masking, Route, SiT, preset
+from sgbench.models.sit import EDM, Masking, Route, SiT, preset
 
 SIT_XL = preset("SiT-XL/2", routes=(Route(2, 24, 0.5),))
 
@@ -105,6 +105,10 @@ CONFIGS = {
     "two-routes": preset("Tiny-test", depth=6, routes=(Route(1, 2), Route(4, 4))),
     "masked": preset("Tiny-test", masking=Masking(rate=0.5, decoder_depth=2, decoder_width=16, decoder_heads=2)),
     "learn-sigma": preset("Tiny-test", learn_sigma=True, mlp_ratio=3.0, routes=(Route(0, 3),)),
+    "maskdit-import": preset(  # MaskDiT's decoder input layer (adaLN) and EDM preconditioning
+        "Tiny-test", masking=Masking(rate=0.5, decoder_depth=2, decoder_width=16, decoder_heads=2, embed_adaln=True),
+        edm=EDM(), time_scale=1.0,
+    ),
 }
 
 

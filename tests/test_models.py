@@ -135,3 +135,34 @@ def test_parse_route():
     assert parse_route("2:24:0.25") == Route(2, 24, 0.25)
     with pytest.raises(SgbenchError, match="START:END"):
         parse_route("2-24")
+
+
+def test_explicit_route_selection_equals_the_drawn_one():
+    """keep= (one index tensor per route) is what the generators would have selected."""
+    config = preset("Tiny-test", depth=6, routes=(Route(1, 2, 0.5), Route(4, 4, 0.25)))
+    model = randomised(SiT(config))
+    x, t, y = inputs()
+    drawn = model(x, t, y, sparsity=0.5, generators=sample_generators(0, range(3), 2))
+    again = sample_generators(0, range(3), 2)  # the same per-sample streams, drawn route by route
+    keep = tuple(select_tokens(3, 16, 0.5, again, "cpu") for _ in config.routes)
+    assert torch.equal(model(x, t, y, keep=keep), drawn)
+    with pytest.raises(SgbenchError, match="one index tensor per route"):
+        model(x, t, y, keep=keep[0])
+
+
+def test_edm_preconditioning_is_the_edm_denoiser_as_a_velocity():
+    """v = (D - x_t) / (1 - t) with D = c_skip x + c_out F(c_in x, log(sigma) / 4), sigma = (1 - t) / t."""
+    from sgbench.models import EDM
+
+    config = preset("Tiny-test", edm=EDM(sigma_data=0.5), time_scale=1.0)
+    model = randomised(SiT(config))
+    plain = SiT(replace(config, edm=None))
+    plain.load_state_dict(model.state_dict())
+    x, t, y = inputs()
+    t = t * 0.8 + 0.1
+    sigma, sd = ((1 - t) / t).reshape(-1, 1, 1, 1), 0.5
+    x_edm = x / t.reshape(-1, 1, 1, 1)
+    c_in, c_skip = 1 / (sd**2 + sigma**2).sqrt(), sd**2 / (sd**2 + sigma**2)
+    c_out = sigma * sd / (sd**2 + sigma**2).sqrt()
+    D = c_skip * x_edm + c_out * plain.eval()(c_in * x_edm, sigma.flatten().log() / 4, y)
+    torch.testing.assert_close(model(x, t, y), (D - x) / (1 - t.reshape(-1, 1, 1, 1)), atol=1e-5, rtol=1e-5)

@@ -8,6 +8,9 @@ token sparsity gamma (DESIGN section 2):
 - masking: dropped tokens leave the encoder for good; a decoder sees a learned mask token in their
   place (MaskDiT's encoder/decoder split).
 
+A model imported from EDM-trained code (MaskDiT, TREAD's edm.py) keeps its network F and declares the
+preconditioning in its config (`EDM`); the forward then still returns a velocity in our convention.
+
 kept = N - floor(N * gamma) (the official TREAD router's rounding), and gamma = 0 is exactly the
 dense forward. Which tokens are kept comes from one CPU generator per sample, so a sample's selection
 never depends on the rest of its batch.
@@ -48,6 +51,24 @@ class Masking:
     decoder_depth: int = 8
     decoder_width: int = 512
     decoder_heads: int = 16
+    # MaskDiT's decoder input layer: an adaLN-modulated LayerNorm before the linear embedding (imported
+    # MaskDiT checkpoints); False: the linear embedding alone (models trained by sgbench).
+    embed_adaln: bool = False
+
+
+@dataclass(frozen=True)
+class EDM:
+    """The network is EDM's F (Karras et al. 2022, Table 1): D(x; sigma) = c_skip x + c_out F(c_in x, c_noise).
+
+    Our t maps to sigma = (1 - t) / t with x_edm = x_t / t; `SiT.forward` still returns the velocity
+    v = (D - x_t) / (1 - t), written so that it is finite at t = 0 and t = 1 (see `edm_velocity`).
+    c_noise = log(sigma) / 4 is infinite at t = 0 (pure noise) and t = 1: there sigma is clamped to EDM's
+    sampling range [sigma_min, sigma_max], where EDM's own samplers start and end.
+    """
+
+    sigma_data: float = 0.5
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +85,7 @@ class ModelConfig:
     time_scale: float = 1000.0  # t in [0, 1] is multiplied by this before the sinusoidal embedding
     routes: tuple[Route, ...] = ()
     masking: Masking | None = None
+    edm: EDM | None = None  # EDM preconditioning of an imported network; None: the network is the velocity
     name: str = "custom"
 
     def __post_init__(self):
@@ -91,6 +113,8 @@ class ModelConfig:
         d["routes"] = tuple(Route(**r) for r in d.get("routes", ()))
         if d.get("masking") is not None:
             d["masking"] = Masking(**d["masking"])
+        if d.get("edm") is not None:
+            d["edm"] = EDM(**d["edm"])
         unknown = set(d) - {f for f in cls.__dataclass_fields__}
         if unknown:
             raise SgbenchError(f"Unknown model config keys {sorted(unknown)}; allowed: {sorted(cls.__dataclass_fields__)}")
@@ -267,6 +291,30 @@ class Prefix:
     h: torch.Tensor  # (B, N, D)
     c: torch.Tensor  # (B, D) conditioning (timestep + class)
     next_block: int  # index of the first block not yet run
+    x: torch.Tensor  # (B, C, H, W) the input x_t, for the EDM output conversion
+    t: torch.Tensor  # (B,) the input t
+
+
+def edm_inputs(x: torch.Tensor, t: torch.Tensor, edm: EDM) -> tuple[torch.Tensor, torch.Tensor]:
+    """EDM's network inputs at our (x_t, t): c_in x_edm = x_t / sqrt(den) and c_noise = log(sigma) / 4.
+
+    With sigma = (1 - t) / t and x_edm = x_t / t: c_in x_edm = x_t / sqrt((1 - t)^2 + sigma_data^2 t^2).
+    """
+    t = t.float()
+    den = (1 - t) ** 2 + edm.sigma_data**2 * t**2
+    sigma = ((1 - t) / t).clamp(edm.sigma_min, edm.sigma_max)  # inf at t = 0 and 0 at t = 1 otherwise
+    return x / den.sqrt().reshape(-1, 1, 1, 1).to(x.dtype), sigma.log() / 4
+
+
+def edm_velocity(x: torch.Tensor, t: torch.Tensor, F_x: torch.Tensor, edm: EDM) -> torch.Tensor:
+    """v = (D - x_t) / (1 - t) for D = c_skip x_edm + c_out F (EDM Table 1), simplified to be finite on [0, 1]:
+
+    v = ((sd^2 t - (1 - t)) x_t + sd sqrt(den) F) / den,  den = (1 - t)^2 + sd^2 t^2,  sd = sigma_data.
+    """
+    sd = edm.sigma_data
+    t = t.float().reshape(-1, 1, 1, 1)
+    den = (1 - t) ** 2 + sd**2 * t**2
+    return (((sd**2 * t - (1 - t)) * x.float() + sd * den.sqrt() * F_x.float()) / den).to(F_x.dtype)
 
 
 class SiT(nn.Module):
@@ -284,6 +332,9 @@ class SiT(nn.Module):
         if cfg.masking is not None:
             m = cfg.masking
             width = m.decoder_width
+            if m.embed_adaln:
+                self.decoder_embed_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
+                self.decoder_embed_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
             self.decoder_embed = nn.Linear(D, width)
             self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
             self.register_buffer("decoder_pos_embed", sincos_pos_embed(width, grid)[None], persistent=False)
@@ -331,11 +382,12 @@ class SiT(nn.Module):
 
     def prefix(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> Prefix:
         """Embed and run the dense blocks before the first route. x: (B, C, H, W), t: (B,), y: (B,)."""
-        h = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
-        c = self.t_embedder(t) + self.y_embedder(y)  # (B, D)
+        x_in, t_in = (x, t) if self.config.edm is None else edm_inputs(x, t, self.config.edm)
+        h = self.x_embedder(x_in).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
+        c = self.t_embedder(t_in) + self.y_embedder(y)  # (B, D)
         for block in self.blocks[: self.shared_prefix_depth]:
             h = block(h, c)
-        return Prefix(h, c, self.shared_prefix_depth)
+        return Prefix(h, c, self.shared_prefix_depth, x, t)
 
     def suffix(
         self,
@@ -343,13 +395,15 @@ class SiT(nn.Module):
         *,
         sparsity: float | None,
         generators: list[torch.Generator] | None = None,
-        keep: torch.Tensor | None = None,
+        keep: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         """Everything after the shared prefix at one sparsity; returns the velocity (B, C, H, W).
 
         sparsity: gamma for every route / the mask; None means each route's (or the mask's) training
-            rate. keep: explicit kept-token indices (B, K) for masking (the masked training loss needs
-            to know them); overrides sparsity and generators.
+            rate. keep: explicit kept-token indices, overriding sparsity and generators: for masking
+            one (B, K) tensor (the masked training loss needs to know it), for routing a tuple with
+            one (B, K_r) tensor per route (parity with other code's token selections). Tokens are
+            processed in the order given.
         """
         cfg = self.config
         h, c = prefix.h, prefix.c
@@ -362,6 +416,9 @@ class SiT(nn.Module):
                 h = gather_tokens(h, keep)
             for block in self.blocks:
                 h = block(h, c)
+            if cfg.masking.embed_adaln:  # MaskDiT's decoder layer
+                shift, scale = self.decoder_embed_modulation(c).chunk(2, dim=1)
+                h = modulate(self.decoder_embed_norm(h), shift, scale)
             h = self.decoder_embed(h)
             if keep is not None:
                 h = scatter_tokens(self.mask_token.to(h.dtype).expand(B, N, -1), keep, h)
@@ -369,14 +426,19 @@ class SiT(nn.Module):
             for block in self.decoder_blocks:
                 h = block(h, c)
         else:
-            routes = {r.start: r for r in cfg.routes}
+            if keep is not None and (not isinstance(keep, (tuple, list)) or len(keep) != len(cfg.routes)):
+                raise SgbenchError(f"Expected keep= as a tuple of one index tensor per route ({len(cfg.routes)}) for a routed model")
+            routes = {r.start: k for k, r in enumerate(cfg.routes)}
             full, idx, route = None, None, None
             for i in range(prefix.next_block, cfg.depth):
                 if i in routes:
-                    route = routes[i]
+                    route = cfg.routes[routes[i]]
                     gamma = route.rate if sparsity is None else sparsity
-                    if gamma > 0:
+                    if keep is not None:
+                        idx = keep[routes[i]]
+                    elif gamma > 0:
                         idx = select_tokens(B, N, gamma, generators, h.device)
+                    if idx is not None:
                         full, h = h, gather_tokens(h, idx)
                 h = self.blocks[i](h, c)
                 if route is not None and i == route.end:
@@ -384,7 +446,8 @@ class SiT(nn.Module):
                         h = scatter_tokens(full, idx, h)  # dropped tokens come back unchanged
                     full, idx, route = None, None, None
         out = self.final_layer(h, c)  # (B, N, p*p*C_out)
-        return self.unpatchify(out)[:, : cfg.in_channels]
+        out = self.unpatchify(out)[:, : cfg.in_channels]
+        return out if cfg.edm is None else edm_velocity(prefix.x, prefix.t, out, cfg.edm)
 
     def forward(
         self,
@@ -394,7 +457,7 @@ class SiT(nn.Module):
         *,
         sparsity: float | None = 0.0,
         generators: list[torch.Generator] | None = None,
-        keep: torch.Tensor | None = None,
+        keep: torch.Tensor | tuple[torch.Tensor, ...] | None = None,
     ) -> torch.Tensor:
         """Velocity v(x_t, t, y; gamma). x: (B, C, H, W), t: (B,) in [0, 1], y: (B,) long."""
         return self.suffix(self.prefix(x, t, y), sparsity=sparsity, generators=generators, keep=keep)
@@ -411,7 +474,7 @@ class SiT(nn.Module):
 # Presets: DiT's sizes (S, B, L, XL with patch 2, 4, 8) for ImageNet-256 latents (32x32x4) and small
 # ones for the embedded Animal-MNIST benchmark (32x32x1 pixels).
 
-_SIZES = {  # name: (hidden_size, depth, num_heads)
+SIZES = {  # name: (hidden_size, depth, num_heads)
     "S": (384, 12, 6),
     "B": (768, 12, 12),
     "L": (1024, 24, 16),
@@ -420,7 +483,7 @@ _SIZES = {  # name: (hidden_size, depth, num_heads)
 
 PRESETS: dict[str, ModelConfig] = {}
 for _family, _sigma in (("SiT", True), ("DiT", True)):
-    for _size, (_d, _depth, _heads) in _SIZES.items():
+    for _size, (_d, _depth, _heads) in SIZES.items():
         for _p in (2, 4, 8):
             _name = f"{_family}-{_size}/{_p}"
             PRESETS[_name] = ModelConfig(

@@ -1,0 +1,188 @@
+"""Importers: our model on imported weights reproduces the ORIGINAL code's outputs.
+
+Each fixture (tests/fixtures/importers/<kind>/, made once by the original repository's own model code,
+see the README beside it) holds a tiny random state dict, fixed inputs and the original outputs. The
+state dict is saved the way the original training code saves it (a torch pickle), imported, and our
+velocity compared with the original output after the documented convention change.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from sgbench.errors import SgbenchError
+from sgbench.models import Route
+from sgbench.models.checkpoint import load_extra, load_model
+from sgbench.models.importers import import_checkpoint
+from sgbench.models.importers.common import reverse_time
+
+FIXTURES = Path(__file__).parent / "fixtures" / "importers"
+ATOL = 1e-5
+TREAD_ROUTES = (Route(1, 2, 0.5), Route(3, 4, 0.25))  # the fixture's hydra routes (end inclusive)
+
+
+def fixture(path: Path) -> tuple[dict, dict, dict]:
+    """(original state dict, inputs and outputs, metadata)."""
+    with safe_open(str(path), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = f.metadata()
+    state = {k.removeprefix("state."): v for k, v in tensors.items() if k.startswith("state.")}
+    data = {k: v for k, v in tensors.items() if not k.startswith("state.")}
+    return state, data, meta
+
+
+def imported(kind: str, path: Path, tmp_path: Path, entry: str, **options):
+    """Save the fixture's state dict as the original code's checkpoint, import it, reload our file."""
+    state, data, _ = fixture(path)
+    src = tmp_path / "original.pt"
+    torch.save({entry: state, "step": 50_000}, src)
+    import_checkpoint(kind, src, tmp_path / "ours.safetensors", **options)
+    return load_model(tmp_path / "ours.safetensors"), data
+
+
+def edm_velocity_of(D: torch.Tensor, x_edm: torch.Tensor, sigma: torch.Tensor):
+    """The original EDM denoiser output D(x_edm; sigma) as our (x_t, t, v): t = 1 / (1 + sigma), x_t = t x_edm."""
+    t = 1 / (1 + sigma)
+    x_t = t.reshape(-1, 1, 1, 1) * x_edm
+    return x_t, t, (D - x_t) / (1 - t).reshape(-1, 1, 1, 1)
+
+
+@torch.no_grad()
+def test_tread_rf_matches_the_official_code_dense_and_routed(tmp_path):
+    model, d = imported("tread", FIXTURES / "tread" / "rf.safetensors", tmp_path, "ema_state_dict", routes=TREAD_ROUTES, num_heads=2)
+    assert model.config.routes == TREAD_ROUTES and model.config.edm is None and model.config.time_scale == 1.0
+    t = 1 - d["t"]  # rf.py: t = 1 is noise
+    torch.testing.assert_close(model(d["x"], t, d["y"]), -d["out_dense"], atol=ATOL, rtol=0)  # v_ours = -v_theirs
+    routed = model(d["x"], t, d["y"], keep=(d["keep.0"], d["keep.1"]))
+    torch.testing.assert_close(routed, -d["out_routed"], atol=ATOL, rtol=0)
+    assert not torch.allclose(routed, -d["out_dense"], atol=1e-3)  # the selection mattered
+
+
+@torch.no_grad()
+def test_tread_edm_matches_the_official_code_dense_and_routed(tmp_path):
+    model, d = imported("tread", FIXTURES / "tread" / "edm.safetensors", tmp_path, "ema_state_dict", routes=TREAD_ROUTES, num_heads=2)
+    assert model.config.edm is not None and model.config.edm.sigma_data == 0.5
+    x_t, t, v = edm_velocity_of(d["out_dense"], d["x"], d["sigma"])
+    torch.testing.assert_close(model(x_t, t, d["y"]), v, atol=ATOL, rtol=0)
+    _, _, v_routed = edm_velocity_of(d["out_routed"], d["x"], d["sigma"])
+    torch.testing.assert_close(model(x_t, t, d["y"], keep=(d["keep.0"], d["keep.1"])), v_routed, atol=ATOL, rtol=0)
+
+
+@torch.no_grad()
+def test_sit_matches_the_official_code(tmp_path):
+    model, d = imported("sit", FIXTURES / "sit" / "sit.safetensors", tmp_path, "ema", num_heads=2)
+    assert not model.config.learn_sigma and model.config.out_channels == 4  # sigma channels dropped
+    torch.testing.assert_close(model(d["x"], d["t"], d["y"]), d["out_dense"], atol=ATOL, rtol=0)
+
+
+@torch.no_grad()
+def test_maskdit_matches_the_official_code_dense_and_masked(tmp_path):
+    model, d = imported("maskdit", FIXTURES / "maskdit" / "maskdit.safetensors", tmp_path, "ema", num_heads=2, decoder_heads=4)
+    assert model.config.masking.embed_adaln and model.config.edm is not None
+    x_t, t, v = edm_velocity_of(d["out_dense"], d["x"], d["sigma"])
+    torch.testing.assert_close(model(x_t, t, d["y"]), v, atol=ATOL, rtol=0)  # y = 3: MaskDiT's zero one-hot
+    _, _, v_masked = edm_velocity_of(d["out_masked"], d["x"], d["sigma"])
+    torch.testing.assert_close(model(x_t, t, d["y"], keep=d["keep"]), v_masked, atol=ATOL, rtol=0)
+
+
+@torch.no_grad()
+def test_edm_velocity_is_finite_at_both_ends_of_time(tmp_path):
+    model, d = imported("maskdit", FIXTURES / "maskdit" / "maskdit.safetensors", tmp_path, "ema", num_heads=2, decoder_heads=4)
+    v = model(d["x"], torch.tensor([0.0, 1e-6, 1 - 1e-6, 1.0]), d["y"])
+    assert torch.isfinite(v).all()
+
+
+def test_time_reversal_fold_is_exact_on_the_embedding():
+    torch.manual_seed(0)
+    state = {"t_embedder.mlp.0.weight": torch.randn(8, 256, dtype=torch.float64).float()}
+    w = state["t_embedder.mlp.0.weight"].clone()
+    reverse_time(state)
+    half = 128
+    freqs = torch.exp(-torch.log(torch.tensor(10000.0)) * torch.arange(half, dtype=torch.float32) / half)
+    emb = lambda t: torch.cat([torch.cos(t[:, None] * freqs), torch.sin(t[:, None] * freqs)], dim=1)  # noqa: E731
+    t = torch.rand(5)
+    torch.testing.assert_close(emb(1 - t) @ w.T, emb(t) @ state["t_embedder.mlp.0.weight"].T, atol=2e-5, rtol=0)
+
+
+def test_import_records_its_source(tmp_path):
+    imported("sit", FIXTURES / "sit" / "sit.safetensors", tmp_path, "ema", num_heads=2)
+    extra = load_extra(tmp_path / "ours.safetensors")
+    assert extra["imported_from"] == "sit" and extra["source_entry"] == "ema" and len(extra["source_sha256"]) == 64
+
+
+# ----------------------------------------------------------------------------------------------------
+# Every refusal is one clear line
+
+
+def test_dit_is_refused_with_the_reason(tmp_path):
+    state, _, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    torch.save(state, tmp_path / "DiT-XL-2-256x256.pt")
+    with pytest.raises(SgbenchError, match="predict noise on a discrete 1000-step VP schedule.*kind 'sit'"):
+        import_checkpoint("dit", tmp_path / "DiT-XL-2-256x256.pt", tmp_path / "o.safetensors")
+
+
+def test_pickles_with_code_need_trust(tmp_path):
+    state, _, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    torch.save({"ema": state, "args": Path("x")}, tmp_path / "ckpt.pt")  # a non-allowlisted object
+    with pytest.raises(SgbenchError, match="--trust-pickle"):
+        import_checkpoint("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", num_heads=2)
+    import_checkpoint("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", num_heads=2, trust_pickle=True)
+
+
+def test_training_args_namespace_is_allowed_without_trust(tmp_path):
+    import argparse
+
+    state, _, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    torch.save({"ema": state, "args": argparse.Namespace(model="SiT-XL/2")}, tmp_path / "ckpt.pt")
+    import_checkpoint("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", num_heads=2)
+
+
+@pytest.mark.parametrize(
+    "kind,options,message",
+    [
+        ("stylegan", {}, "Expected an import kind in tread, sit, maskdit, dit"),
+        ("sit", {"routes": (Route(1, 2),)}, "Routes are given for TREAD checkpoints only"),
+        ("sit", {}, "Cannot infer the number of attention heads of a width-16 model; pass --num-heads"),
+    ],
+)
+def test_bad_import_requests(tmp_path, kind, options, message):
+    state, _, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    torch.save(state, tmp_path / "s.pt")
+    with pytest.raises(SgbenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        import_checkpoint(kind, tmp_path / "s.pt", tmp_path / "o.safetensors", **options)
+
+
+def test_a_learned_position_embedding_is_refused(tmp_path):
+    state, _, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    state["pos_embed"] = state["pos_embed"] + 0.1
+    torch.save(state, tmp_path / "s.pt")
+    with pytest.raises(SgbenchError, match="not DiT's fixed 2D sin-cos embedding"):
+        import_checkpoint("sit", tmp_path / "s.pt", tmp_path / "o.safetensors", num_heads=2)
+
+
+def test_fixture_readmes_name_the_commit():
+    for kind in ("tread", "sit", "maskdit"):
+        text = (FIXTURES / kind / "README.md").read_text()
+        assert "commit" in text and "python" in text, kind
+        meta = fixture(next((FIXTURES / kind).glob("*.safetensors")))[2]
+        assert "config" in meta and json.loads(meta["config"])
+
+
+def test_shape_inference_recognises_sit_xl2():
+    """SiT-XL-2-256.pt's shapes give our SiT-XL/2 preset (heads from DiT's table by width)."""
+    from dataclasses import replace
+
+    from sgbench.models import preset
+    from sgbench.models.importers.common import dit_shape, size_name
+
+    state = {
+        "x_embedder.proj.weight": torch.zeros(1152, 4, 2, 2), "pos_embed": torch.zeros(1, 256, 1152),
+        "blocks.0.mlp.fc1.weight": torch.zeros(4608, 1152), "final_layer.linear.weight": torch.zeros(32, 1152),
+        **{f"blocks.{i}.attn.qkv.weight": torch.zeros(()) for i in range(28)},
+    }
+    shape = dit_shape(state, None)
+    assert size_name(shape) == "XL/2"
+    assert replace(preset("SiT-XL/2"), **shape, name="x") == replace(preset("SiT-XL/2"), name="x")  # learn_sigma too
