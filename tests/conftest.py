@@ -11,3 +11,7 @@ os.environ.setdefault("SGBENCH_NO_PROGRESS", "1")
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--regen-golden", action="store_true", help="rewrite tests/golden/*.json from the current code")
