@@ -1,6 +1,6 @@
 """Analytic FLOPs of a forward at any token sparsity, and of a guidance method per step and per image.
 
-Conventions (DESIGN section 2), always labelled in output:
+Conventions (docs/design.md, "FLOPs"), always labelled in output:
 - `paper`: multiply-accumulates (MACs) of linear and conv layers: patch embed, timestep MLP, adaLN
   modulations (once per image), qkv/proj/MLP of every block at its token count, the final layer. The
   label embedding is a lookup (0); norms, activations, softmax and attention score matmuls are 0.

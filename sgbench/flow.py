@@ -1,4 +1,4 @@
-"""Flow matching: interpolant, conversions and training losses (DESIGN section 2; paper Eq. 1-2).
+"""Flow matching: interpolant, conversions and training losses (docs/design.md, "Time and flow"; paper Eq. 1-2).
 
 t in [0, 1], t = 0 is noise and t = 1 is data:  x_t = (1 - t) z + t x,  target v* = x - z.
 Data estimate x_hat = x_t + (1 - t) v.

@@ -1,4 +1,4 @@
-"""Per-sample random streams (DESIGN section 2, "Randomness").
+"""Per-sample random streams (docs/design.md, "Randomness").
 
 Sample i of a run draws its noise, its label and every token selection from generators seeded by
 (run seed, i, stream, ...). Nothing depends on the batch a sample lands in, the number of processes,

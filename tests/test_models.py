@@ -1,4 +1,4 @@
-"""Specifications of the sparse backbone (DESIGN section 2, "Sparsity")."""
+"""Specifications of the sparse backbone (docs/design.md, "Sparsity")."""
 
 import math
 from dataclasses import replace

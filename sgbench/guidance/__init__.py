@@ -1,4 +1,4 @@
-"""Guidance methods: a registry of branches-plus-combination (DESIGN section 4).
+"""Guidance methods: a registry of branches-plus-combination (docs/design.md, "Guidance").
 
 `REGISTRY` maps each method name to its class and is the single source of truth for names (the CLI
 reads its choices from it). Build a validated method with `build_guidance(name, **params)`.

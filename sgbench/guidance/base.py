@@ -1,4 +1,4 @@
-"""Guidance as branches plus a combination (DESIGN sections 2 and 4).
+"""Guidance as branches plus a combination (docs/design.md, "Guidance").
 
 Every method says which forward passes ("branches") it needs at time t and how it combines them,
 written uniformly as

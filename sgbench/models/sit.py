@@ -1,7 +1,7 @@
 """SiT/DiT backbone with token routing (TREAD) and token masking (MaskDiT).
 
 One transformer with adaLN-Zero conditioning (Peebles & Xie, 2023) that runs at any inference-time
-token sparsity gamma (DESIGN section 2):
+token sparsity gamma (docs/design.md, "Sparsity"):
 
 - routing: for each route (start, end), blocks start..end INCLUSIVE process only the kept tokens;
   the dropped ones skip those blocks and are put back unchanged after block `end`.
