@@ -9,8 +9,8 @@ import pytest
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import (
-    BACKGROUND, COLORS, GAP, RELATIONS, caption_vocabulary, connected_parts, describe, relation_components, render_metadata,
-    training_scene,
+    BACKGROUND, COLORS, GAP, RELATIONS, caption_vocabulary, connected_parts, describe, relation_components,
+    render_metadata, training_scene,
 )
 from sgbench.errors import SgbenchError
 
@@ -100,9 +100,9 @@ def test_other_canvas_and_sprite_sizes(canvas, sprite):
 
 
 def test_sizes_that_cannot_hold_four_objects_are_refused():
-    with pytest.raises(SgbenchError, match="Expected 8 <= sprite"):
+    with pytest.raises(SgbenchError, match="Expected 10 <= sprite"):
         training_scene(0, 0, canvas=32, sprite=16)
-    with pytest.raises(SgbenchError, match="Expected 8 <= sprite"):
+    with pytest.raises(SgbenchError, match="Expected 10 <= sprite"):
         render_metadata({"tag": "single_object", "include": [{"class": "cat", "count": 1}], "prompt": "x"}, 0, sprite=4)
 
 

@@ -14,8 +14,8 @@ Defaults, and why: a 48x48 canvas tiles with patch 2, 4, 8 and 16 (144 tokens at
 routing to keep a meaningful subset) and holds four 18 px objects in its quadrants with room to
 move; a 16 px sprite (14-18 px) keeps the 28 px silhouettes recognisable (the scene classifier's
 held-out accuracy is in sgbench/assets/README.md) while leaving space for two objects side by side
-with a clear relation. Both are parameters: any canvas and sprite with
-sprite + sprite/8 <= canvas/2 - 3 (four objects fit the quadrants) work.
+with a clear relation. Both are parameters: any canvas and sprite with 10 <= sprite and
+sprite + sprite/8 <= canvas/2 - 3 (four objects fit the quadrants) work, e.g. 40 and 14, 64 and 24.
 
 Captions follow GenEval's phrasing (prompts/create_prompts.py of djghosh13/geneval): "a photo of a
 bear", "a photo of a bear and a cat", "a photo of three cats", "a photo of a red bear", "a photo of
@@ -91,6 +91,7 @@ ALPHA_CUTOFF = 0.3  # silhouette intensities below this become background, so ev
 RELATION_MARGIN = 0.15  # an asked relation holds with |d| >= 0.5 + margin on its axis ...
 CROSS_LIMIT = 0.35  # ... and |d| <= this on the other axis, so that it is the only relation that holds
 POSITION_THRESHOLD = 0.1  # GenEval's box-size shrink (evaluation/evaluate_images.py)
+MIN_SPRITE = 10  # px; smaller silhouettes lose their shape (and shrink under the detector's 6 px speck limit)
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,10 @@ class Scene:
 
 
 def _check_sizes(canvas: int, sprite: int) -> None:
-    if not 8 <= sprite <= canvas // 2 - GAP - _jitter(sprite):
+    if not MIN_SPRITE <= sprite <= canvas // 2 - GAP - _jitter(sprite):
         raise SgbenchError(
-            f"Expected 8 <= sprite <= canvas/2 - {GAP} - sprite/8 (four objects must fit the canvas quadrants) "
-            f"but got canvas {canvas}, sprite {sprite}"
+            f"Expected {MIN_SPRITE} <= sprite <= canvas/2 - {GAP} - sprite/8 (four objects must fit the canvas "
+            f"quadrants) but got canvas {canvas}, sprite {sprite}"
         )
 
 
@@ -137,7 +138,7 @@ def _crops(split: str) -> tuple[list[np.ndarray], ...]:
 
 _BACKGROUND = np.asarray(BACKGROUND, np.float32)
 _TINTS = {name: np.asarray(rgb, np.float32) - _BACKGROUND for name, rgb in COLORS.items()}
-_SPRITES: dict[tuple[str, int, int, int], np.ndarray] = {}  # per sprite size: <= 2 x 10,000 x (2 jitter + 1) small arrays
+_SPRITES: dict[tuple[str, int, int, int], np.ndarray] = {}  # <= 10,000 x (2 jitter + 1) small arrays per sprite
 
 
 def _sprite(split: str, class_id: int, which: int, longest: int) -> np.ndarray:
@@ -438,7 +439,9 @@ def _groups_of(metadata: dict):
     for i, clause in enumerate(include):
         name, count, color = clause.get("class"), clause.get("count"), clause.get("color")
         if name not in CLASS_NAMES:
-            raise SgbenchError(f"Expected a class in {', '.join(CLASS_NAMES)} but got {name!r} in {metadata['prompt']!r}")
+            raise SgbenchError(
+                f"Expected a class in {', '.join(CLASS_NAMES)} but got {name!r} in {metadata['prompt']!r}"
+            )
         if not isinstance(count, int) or count < 1:
             raise SgbenchError(f"Expected a count >= 1 but got {count!r} in {metadata['prompt']!r}")
         if color is not None and color not in COLORS:
