@@ -304,12 +304,13 @@ def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, sp
                 relation, target = positions[g]
                 constraints.append([(relation, start[target] + k) for k in range(groups[target][1])])
     boxes = _place(rng, [a.shape for a in alphas], constraints, canvas)
-    image = np.empty((canvas, canvas, 3), np.float32)
-    image[...] = _BACKGROUND
+    image = np.empty((canvas, canvas, 3), np.uint8)
+    image[...] = BACKGROUND
     for (name, color), alpha, (x1, y1, x2, y2) in zip(members, alphas, boxes):
-        image[y1:y2, x1:x2] += alpha[:, :, None] * _TINTS[color]  # boxes are disjoint: adding is compositing
+        # boxes are disjoint and alpha is 0 around the silhouette, so the box is written whole
+        image[y1:y2, x1:x2] = np.rint(alpha[:, :, None] * _TINTS[color] + _BACKGROUND)
     objects = [SceneObject(name, color, box) for (name, color), box in zip(members, boxes)]
-    return np.rint(image).astype(np.uint8), objects
+    return image, objects
 
 
 # ---------------------------------------------------------------------------------------------------
