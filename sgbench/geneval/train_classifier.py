@@ -29,7 +29,7 @@ from sgbench.data.scenes import COLORS, render_metadata
 from sgbench.geneval.detect import (
     DEFAULT_WEIGHTS, RECORD_KEY, ObjectNet, classify, crop_input, find_parts, load_object_net,
 )
-from sgbench.metrics.progress import track
+from sgbench.progress import track
 from sgbench.models.checkpoint import atomic_save_safetensors
 
 TRAIN_COMMAND = "sgbench geneval train-classifier"
