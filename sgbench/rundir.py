@@ -319,14 +319,15 @@ class RunDir:
 
 
 def expand(paths) -> list[RunDir]:
-    """Run directories; a folder that is not a run stands for the runs directly inside it."""
+    """Run directories; a folder that is not a run stands for every run beneath it (bench folders nest
+    them as <backbone>/<config>)."""
     out: list[RunDir] = []
     for p in map(Path, paths):
         run = RunDir(p)
         if p.is_dir() and not run.looks_like_run():
-            children = [RunDir(c) for c in sorted(p.iterdir()) if c.is_dir() and RunDir(c).looks_like_run()]
-            if children:
-                out.extend(children)
+            nested = sorted({q.parent for q in p.rglob(IDENTITY_FILE)} | {q.parent for q in p.rglob(RUN_FILE)})
+            if nested:
+                out.extend(RunDir(q) for q in nested)
                 continue
         out.append(run)
     return out

@@ -90,19 +90,25 @@ def _quality(row: Row, key: str) -> tuple[float, list[float] | None]:
 
 
 def pareto_front(rows: list[Row], quality: str = "fd", cost: str = "gflops_image") -> list[bool]:
-    """A row is dominated when another is no more costly and not worse in quality beyond noise, and
-    is either cheaper or better beyond noise (non-overlapping intervals). Without intervals this is the
-    plain front: <= in both, < in one."""
+    """Rows walked from the cheapest up: a row joins the front unless a front row that costs no more is
+    not worse in quality (better, or indistinguishable: overlapping intervals) and is cheaper or better.
+    Walking by cost keeps the rule well defined although "indistinguishable" is not transitive; without
+    intervals it is the plain front (<= in both, < in one; equal points both stay)."""
     points = [(*_quality(r, quality), r.mean[cost]) for r in rows]
+    on = [False] * len(rows)
+    front: list[tuple] = []
+    for i in sorted(range(len(rows)), key=lambda i: (points[i][2], points[i][0])):
+        pv, pi, pc = points[i]
 
-    def dominates(q, p) -> bool:
-        (qv, qi, qc), (pv, pi, pc) = q, p
-        indistinguishable = qv == pv or overlap(qi, pi)
-        clearly_better = qv < pv and not indistinguishable
-        not_worse = qv <= pv or indistinguishable
-        return qc <= pc and not_worse and (qc < pc or clearly_better)
+        def excludes(q) -> bool:
+            qv, qi, qc = q
+            indistinguishable = qv == pv or overlap(qi, pi)
+            return qc <= pc and (qv <= pv or indistinguishable) and (qc < pc or qv < pv)
 
-    return [not any(dominates(q, p) for j, q in enumerate(points) if j != i) for i, p in enumerate(points)]
+        if not any(excludes(q) for q in front):
+            on[i] = True
+            front.append(points[i])
+    return on
 
 
 def assign_tiers(rows: list[Row], key: str) -> None:
