@@ -32,9 +32,9 @@ import torch
 import yaml
 
 from sgbench.errors import SgbenchError
-from sgbench.metrics.extractor import sha256_file
+from sgbench.files import sha256_file
 from sgbench.metrics.npz import open_images
-from sgbench.metrics.progress import track
+from sgbench.progress import track
 
 EXTRA_HINT = "pip install 'sgbench[hpsv3]'"
 CHECKPOINT_HINT = "HPSv3.safetensors from https://huggingface.co/MizzenAI/HPSv3"
