@@ -6,8 +6,9 @@ code 2; no traceback for user mistakes.
 
 One vocabulary for every command (docs/design.md, "Command line"): --checkpoint/-c, --guidance/-g,
 --num-samples/-n, --batch-size/-b, --out/-o, --steps, --solver, --seed, --device, --ref,
---extractor/-e, --format/-f, and the guidance parameters --scale, --gs, --gw, --interval T_LO:T_HI ...
-generated from the guidance registry, so a new method's parameters become options everywhere.
+--extractor/-e, --format/-f, --vae, --precision, and the guidance parameters --scale, --gs, --gw,
+--interval T_LO:T_HI ... generated from the guidance registry, so a new method's parameters become
+options everywhere.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ Weights = Annotated[Optional[Path], typer.Option("--weights", help="Extractor we
 Format = Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Model preset, e.g. SiT-XL/2")]
 Routes = Annotated[Optional[list[str]], typer.Option("--route", help="Routed blocks START:END (inclusive, 0-based); repeatable")]
+Vae = Annotated[Optional[str], typer.Option("--vae", help="Latent models: the SD-VAE that decodes them, a directory (config.json + "
+                                            "diffusion_pytorch_model.safetensors) or a Hugging Face cache name; default: the one the checkpoint records")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, or bf16: model forwards under bfloat16 autocast (fast on CUDA; on the CPU "
+                                        "also bf16, slow without bf16 matmul units); the VAE decodes in float32")]
 GuidanceSpecs = Annotated[Optional[list[str]], typer.Option("--guidance", "-g", help="NAME or NAME:key=value,... (e.g. sg:gs=0.5,gw=0.9); repeatable")]
 
 
@@ -206,6 +211,11 @@ def export(
 
     torchrun --nproc_per_node 2 -m sgbench.cli sample -c CKPT -n 1000   # the same samples as 1 process
 
+    torchrun --nproc_per_node 8 -m sgbench.cli sample -c sit-xl2.safetensors --vae data/sd-vae-ft-ema -g sg --gs 0.5 --gw 0.9 --scale 1.5 -n 50000 -b 256 --device cuda --precision bf16 -o runs/imagenet/sg
+
+A latent model (4 channels) is decoded by its VAE (--vae, or the one its checkpoint records) into uint8
+images as a pixel model's; the VAE's identity goes into the run's identity and run.json.
+
 Rerunning a command with the same --out resumes it (finished shards are kept) and leaves a finished
 run as it is. `sgbench guidance list` shows every method with its parameters and defaults.
 """
@@ -223,6 +233,8 @@ def sample(
     labels: Annotated[str, typer.Option("--labels", help="balanced (i mod K) or random")] = "balanced",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/sample/GUIDANCE-seedSEED)")] = None,
     device: Device = "cpu",
+    vae: Vae = None,
+    precision: Precision = "fp32",
     guidance_params: dict | None = None,
 ) -> None:
     """Generate samples with any registered guidance into a run directory (samples.npz, grid.png, run.json)."""
@@ -231,7 +243,8 @@ def sample(
     config = SampleConfig(
         checkpoint=str(checkpoint), out=str(out or Path("runs/sample") / f"{guidance.replace('+', '_')}-seed{seed}"),
         guidance=guidance, guidance_params=guidance_params or {}, guide=str(guide) if guide else None, num=num,
-        batch_size=batch_size, steps=steps, solver=solver, seed=seed, labels=labels, device=device,
+        batch_size=batch_size, steps=steps, solver=solver, seed=seed, labels=labels, device=device, vae=vae,
+        precision=precision,
     )
     run = sample_run(config)
     typer.echo(f"Wrote {run}/samples.npz, grid.png, run.json")
@@ -556,12 +569,16 @@ def bench(
 
     sgbench compare runs/bench --baseline baselines/quick.json --tolerance class_accuracy=0.05   # CI gate
 
+    sgbench compare runs/bench/imagenet-sit-xl2/full --reference paper     # the paper's Table 2 beside your runs
+
 Columns: FD (FID with the inception extractor), sFID, IS, precision, recall, class accuracy, each ± half
 its 95% interval; GFLOPs per image per step (paper convention, Table 2), as run, Δ to the unguided
 dense model, GFLOPs per image, measured images/s. `tier` groups rows whose intervals overlap; `*` marks
 the Pareto front of FD against GFLOPs within a backbone; runs that differ only in seed are one row.
 Broken or unevaluated runs are listed below the table with the reason. With --baseline the exit code
 is 1 when a configuration regressed beyond its tolerance and its 95% interval, or is missing.
+--reference paper adds the paper's reported rows in a block of their own (never ranked with the runs):
+Table 2, plus Table 1 when a run's backbone masks tokens and Table 3 when runs are scored with Inception.
 """
 )
 def compare(
