@@ -686,9 +686,12 @@ def compare(
     tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", "-t", help="METRIC=VALUE (absolute) or METRIC=N% (relative); overrides the baseline's")] = None,
     save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Write this leaderboard as a baseline JSON (tolerances stored inside)")] = None,
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Also write the figures these runs support (PNG) into this folder")] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="paper: the paper's reported rows beside the runs, labelled and "
+                                                     "never ranked with them; paper:N,M picks its tables (1-3 ImageNet, 4-5 text-to-image)")] = None,
 ) -> None:
     """The leaderboard of run directories: quality ± 95% interval next to cost, tiers, Pareto front."""
     from sgbench import results
+    from sgbench.results.paper import reference_tables
 
     results.check_format(fmt)
     tolerances = results.parse_tolerances(tolerance or [])
@@ -698,7 +701,9 @@ def compare(
     sort_key = results.column_key(sort)
     board = results.leaderboard(results.load_runs(runs, extractor=extractor, reference=ref), sort=sort_key,
                                 descending=None if not reverse else results.COLUMNS[sort_key].better < 0)
-    text = results.render(board, fmt)
+    paper = reference_tables(reference, masking=any(r.sparsity == "masking" for r in board.rows),
+                             inception=board.extractor == "inception") if reference else None
+    text = results.render(board, fmt, paper=paper)
     if out:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
