@@ -1,5 +1,6 @@
 """Latent models: samples are the VAE's decoding of the model's output, the VAE belongs to the run's
-identity, and bf16 autocast."""
+identity, bf16 autocast, and the ImageNet path (import-adm, sample --vae, eval fid --extractor inception,
+compare --reference paper) end to end through the CLI on a tiny model, a tiny VAE and random Inception."""
 
 import json
 import shutil
@@ -113,3 +114,41 @@ def test_bf16_autocasts_the_model_forwards_only(latent, tmp_path):
         run(model, vae, tmp_path / "fp32", guidance="sg", guidance_params={"gs": 0.25, "gw": 0.75, "scale": 2.0}, precision="bf16")
     with pytest.raises(SgbenchError, match="Expected --precision fp32 or bf16 but got 'fp16'"):
         run(model, vae, tmp_path / "r", precision="fp16")
+
+
+@pytest.mark.slow
+def test_imagenet_path_end_to_end_through_the_cli(latent, tmp_path, monkeypatch):
+    """stats import-adm -> sample --vae -> eval fid --extractor inception -> compare --reference paper, with
+    a random-weights InceptionV3 saved in torch-fidelity's format (its numbers mean nothing)."""
+    from sgbench.files import sha256_file
+    from sgbench.metrics.inception import InceptionExtractor
+
+    model, vae = latent
+    monkeypatch.setenv("SGBENCH_REFERENCE_STATS", str(tmp_path / "refs"))
+    torch.manual_seed(0)
+    weights = tmp_path / "inception-random.pth"
+    torch.save(InceptionExtractor.create(random_init=True).state_dict(), weights)
+    rng = np.random.default_rng(0)
+    adm = {"arr_0": rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8), "mu": np.zeros(2048), "sigma": np.eye(2048),
+           "mu_s": np.zeros(2023), "sigma_s": np.eye(2023)}
+    np.savez(tmp_path / "VIRTUAL_tiny_labeled.npz", **adm)  # ADM's reference batch layout
+
+    def cli(*args):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    cli("stats", "import-adm", tmp_path / "VIRTUAL_tiny_labeled.npz", "--weights", weights)
+    out = tmp_path / "runs" / "sg"
+    cli("sample", "-c", model, "--vae", vae, "-g", "sg", "--gs", "0.25", "--gw", "0.75", "--scale", "2", "-n", 10, "-b", 4,
+        "--steps", 3, "-o", out)
+    text = cli("eval", "fid", out, "--ref", "VIRTUAL_tiny", "--extractor", "inception", "--weights", weights, "--bootstrap", 20)
+    assert "FID" in text and "sFID" in text
+    records = {r.metric: r for r in RunDir(out).metrics()}
+    assert {"fid", "sfid", "is", "precision", "recall"} <= set(records)
+    assert all(r.extractor == "inception" and r.reference == "VIRTUAL_tiny" and r.num_samples == 10
+               and r.weights_sha256 == sha256_file(weights) for r in records.values())
+    assert np.isfinite(records["fid"].value) and records["fid"].ci95 is not None
+    board = json.loads(cli("compare", tmp_path / "runs", "--reference", "paper", "-f", "json"))
+    assert board["extractor"] == "inception" and len(board["rows"]) == 1
+    assert {r["table"] for r in board["paper"]} == {2, 3}  # Inception runs: the literature's Table 3 too
