@@ -12,7 +12,8 @@ commands as child processes, each measured by its own peak resident set (ru_maxr
     sgbench eval fid RUN --ref animal-all -e animal  # streamed features, FD, IS, precision/recall, bootstrap
 
 With --nproc, sampling runs under torchrun and its figure is the largest process of the group (wait4
-reports the peak over the waited-for process tree).
+reports the peak over the waited-for process tree). The children run with a fixed glibc mmap
+threshold (see `peak_rss_mib`), so that allocator noise does not pass for growth.
 
 What may grow with N is per-sample data the metrics need by nature: features (N x 128 float32 with the
 `animal` extractor, N x 2048 with Inception, plus N x 2023 spatial features for sFID intervals), logits
@@ -66,7 +67,11 @@ def tiny_latent_model(path: str | Path, *, seed: int = 0, num_classes: int = 10)
 def peak_rss_mib(args: list[str], *, nproc: int = 1) -> float:
     """Run `python -m sgbench.cli ARGS` (under torchrun when nproc > 1) and return the peak resident set
     of the child and its process tree, in MiB."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", SGBENCH_NO_PROGRESS="1")
+    # A fixed glibc mmap threshold returns every freed buffer of 1 MiB or more to the system, so the peak
+    # measures what the code holds; with glibc's default (a threshold that rises after each free) the
+    # extractor's 10-30 MB activations land on the heap, and its growth varied by +-100 MB between
+    # identical runs here.
+    env = dict(os.environ, OMP_NUM_THREADS="1", SGBENCH_NO_PROGRESS="1", MALLOC_MMAP_THRESHOLD_=str(2**20))
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_port", "29561"] if nproc > 1 else []
     proc = subprocess.Popen([sys.executable, *launcher, "-m", "sgbench.cli", *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
