@@ -4,7 +4,7 @@
     python -m sgbench.benchmarks.memory --num 500 --num 5000 --keep runs/memory
     python -m sgbench.benchmarks.memory --nproc 2          # sampling under torchrun (gloo), 2 processes
 
-A benchmark, not a test (about two minutes on one CPU thread). It builds a tiny latent routed model and
+A benchmark, not a test (4-6 minutes on a shared 2-core machine). It builds a tiny latent routed model and
 a tiny random SD-style VAE (8x downsampling: 4x4x4 latents decode to 32x32 RGB), then runs the real
 commands as child processes, each measured by its own peak resident set (ru_maxrss from wait4):
 
