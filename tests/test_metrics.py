@@ -141,7 +141,7 @@ def test_precision_recall_on_constructed_sets():
 def test_manifold_radii_do_not_depend_on_the_block_size(monkeypatch):
     from sgbench.metrics import prc
 
-    x = np.random.default_rng(1).normal(size=(500, 8)).astype(np.float32)
+    x = np.random.default_rng(1).normal(size=(90, 8)).astype(np.float32)
     whole = prc.manifold_radii(x)
     monkeypatch.setattr(prc, "BLOCK", 3)  # fewer columns per block than k + 1 neighbours: kept across blocks
     np.testing.assert_allclose(prc.manifold_radii(x), whole, rtol=1e-5)  # matmul blocking moves the last bits only
