@@ -164,13 +164,13 @@ def test_torchrun_two_processes_write_the_shards_of_one(tmp_path, vae_dir):
     import subprocess
     import sys
 
+    from sgbench.vae import load_vae
+
     root = image_folder(tmp_path / "images")
-    common = [str(root), "--vae", str(vae_dir), "--size", str(SIZE), "--shard-size", "2"]
-    one = subprocess.run([sys.executable, "-m", "sgbench.cli", "data", "encode", common[0], str(tmp_path / "one"), *common[1:]],
-                         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    assert one.returncode == 0, one.stderr[-2000:]
+    encode_dataset(root, tmp_path / "one", load_vae(vae_dir), size=SIZE, shard_size=2, log=None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
-           "-m", "sgbench.cli", "data", "encode", common[0], str(tmp_path / "two"), *common[1:]]
+           "-m", "sgbench.cli", "data", "encode", str(root), str(tmp_path / "two"), "--vae", str(vae_dir),
+           "--size", str(SIZE), "--shard-size", "2"]
     two = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = shards(tmp_path / "one"), shards(tmp_path / "two")
