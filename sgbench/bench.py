@@ -18,6 +18,10 @@ A bench recipe (recipes/bench/animal.yaml is the embedded benchmark):
             baseline: baselines/bench-quick.json}                          # and the gate it must pass
     out: runs/bench/animal
 
+Latent backbones (recipes/bench/imagenet-sit-xl2.yaml) add a top-level `vae:` (a directory or a Hugging
+Face cache name) that decodes every backbone's samples, and `sampling.precision: bf16` runs the model
+forwards under bfloat16 autocast.
+
 Every cell is an ordinary run directory (out/<full|quick>/<backbone>/<label>), so a rerun skips
 finished cells and resumes a killed one, and `sgbench compare` reads them like any other run. Paths
 in a recipe (checkpoints, guides, baselines) resolve through sgbench.resources: shipped files are
@@ -58,6 +62,7 @@ class Sampling:
     solver: str = "euler"
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"  # or "bf16" (sgbench.sampling.SampleConfig.precision)
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,13 @@ class BenchRecipe:
     quick: Quick
     out: str
     baseline: str | None = None  # the gate the full bench must pass, if any
+    vae: str | None = None  # decodes latent backbones: a directory or a Hugging Face cache name
 
 
 def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
     path = path or DEFAULT_RECIPE
     raw = load_yaml(path, "bench recipe")
-    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline"}
+    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline", "vae"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise SgbenchError(f"Unknown bench recipe section(s) {unknown} in {path}; allowed: {sorted(allowed)}")
@@ -123,15 +129,25 @@ def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
         quick=strict_dataclass(Quick, raw.get("quick", {}), "quick"),
         out=str(raw.get("out", f"runs/bench/{Path(path).stem}")),
         baseline=raw.get("baseline"),
+        vae=_vae(raw.get("vae")),
     )
     _validate(recipe)
     return recipe
 
 
+def _vae(value) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise SgbenchError(f"Expected 'vae' as a VAE directory or a Hugging Face cache name but got {value!r}")
+    return value
+
+
 def _validate(recipe: BenchRecipe) -> None:
     """Fail on the recipe's own mistakes: unknown methods, bad parameters, missing guides, bad names."""
     from sgbench.guidance import build_guidance
+    from sgbench.sampling import PRECISIONS
 
+    if recipe.sampling.precision not in PRECISIONS:
+        raise SgbenchError(f"Expected sampling.precision {' or '.join(PRECISIONS)} but got '{recipe.sampling.precision}'")
     labels = [c.label for c in recipe.configs]
     for name, backbone in recipe.backbones.items():
         for label in backbone.configs:
@@ -174,6 +190,7 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) ->
                 checkpoint=str(resources.resolve(b.checkpoint)), out=str(root / bname / cell.label.replace("+", "_").replace("/", "_")),
                 guidance=cell.guidance, guidance_params=dict(cell.params), guide=guide, num=num,
                 batch_size=min(s.batch_size, num), steps=s.steps, solver=s.solver, seed=s.seed, device=s.device,
+                vae=recipe.vae, precision=s.precision,
             )
             runs.append((bname, cell, config))
     return runs

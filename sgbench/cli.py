@@ -6,8 +6,9 @@ code 2; no traceback for user mistakes.
 
 One vocabulary for every command (docs/design.md, "Command line"): --checkpoint/-c, --guidance/-g,
 --num-samples/-n, --batch-size/-b, --out/-o, --steps, --solver, --seed, --device, --ref,
---extractor/-e, --format/-f, and the guidance parameters --scale, --gs, --gw, --interval T_LO:T_HI ...
-generated from the guidance registry, so a new method's parameters become options everywhere.
+--extractor/-e, --format/-f, --vae, --precision, and the guidance parameters --scale, --gs, --gw,
+--interval T_LO:T_HI ... generated from the guidance registry, so a new method's parameters become
+options everywhere.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ Weights = Annotated[Optional[Path], typer.Option("--weights", help="Extractor we
 Format = Annotated[str, typer.Option("--format", "-f", help="table, markdown, csv or json")]
 Model = Annotated[str, typer.Option("--model", "-m", help="Model preset, e.g. SiT-XL/2")]
 Routes = Annotated[Optional[list[str]], typer.Option("--route", help="Routed blocks START:END (inclusive, 0-based); repeatable")]
+Vae = Annotated[Optional[str], typer.Option("--vae", help="Latent models: the SD-VAE that decodes them, a directory (config.json + "
+                                            "diffusion_pytorch_model.safetensors) or a Hugging Face cache name; default: the one the checkpoint records")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32, or bf16: model forwards under bfloat16 autocast (fast on CUDA; on the CPU "
+                                        "also bf16, slow without bf16 matmul units); the VAE decodes in float32")]
 GuidanceSpecs = Annotated[Optional[list[str]], typer.Option("--guidance", "-g", help="NAME or NAME:key=value,... (e.g. sg:gs=0.5,gw=0.9); repeatable")]
 
 
@@ -190,6 +195,99 @@ def export(
     typer.echo(f"Wrote {dest} ({size / 2**20:.1f} MiB)")
 
 
+@app.command(
+    "import",
+    epilog="""Examples:
+
+    sgbench import sit SiT-XL-2-256.pt sit-xl2.safetensors --vae data/sd-vae-ft-ema
+
+    sgbench import tread latest.pt tread-xl2.safetensors --route 2:24:0.5 --vae stabilityai/sd-vae-ft-ema
+
+    sgbench import maskdit imagenet256-guidance.pt maskdit-xl2.safetensors
+
+Kinds: tread (CompVis/tread, rf.py or edm.py), sit (willisma/SiT), maskdit (Anima-Lab/MaskDiT); dit
+(facebookresearch/DiT) is refused with the reason. Time and output conventions are converted here,
+once; the result samples with `sgbench sample -c DST` like a model trained by sgbench.
+
+**Checkpoints are code.** A .pt/.pth file is a pickle, and unpickling a file from an untrusted source
+can run arbitrary code on your machine. sgbench reads pickles with torch.load(weights_only=True), which
+refuses anything but tensors and plain containers; --trust-pickle lifts that, only for files whose
+source you trust. .safetensors files hold tensors only.
+""",
+)
+def import_(
+    kind: Annotated[str, typer.Argument(help="Which codebase wrote the checkpoint: tread, sit, maskdit (dit is refused)")],
+    source: Annotated[Path, typer.Argument(help="Its checkpoint (.pt, .pth or .safetensors); EMA weights are used when present")],
+    dest: Annotated[Path, typer.Argument(help="The sgbench model file to write (.safetensors)")],
+    route: Annotated[Optional[list[str]], typer.Option("--route", help="tread: routed blocks as in its config, e.g. 2:24:0.5 (START:END[:RATE], "
+                                                       "inclusive, 0-based; RATE = fraction dropped in training, default 0.5); repeatable")] = None,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="Attention heads (default: DiT's table by width)")] = None,
+    decoder_heads: Annotated[Optional[int], typer.Option("--decoder-heads", help="maskdit: decoder heads (default 16, as MaskDiT)")] = None,
+    vae: Annotated[Optional[str], typer.Option("--vae", help="The VAE that decodes this model's latents (directory or Hugging Face cache "
+                                               "name), recorded in DEST so `sgbench sample` needs no --vae")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow arbitrary objects in a pickle: RUNS CODE from the file; "
+                                               "only for checkpoints whose source you trust")] = False,
+) -> None:
+    """Convert another codebase's checkpoint (TREAD, SiT, MaskDiT) into an sgbench model file.
+    Checkpoints from untrusted sources are code: see below."""
+    from sgbench.models.importers import import_checkpoint
+    from sgbench.models.sit import parse_route
+
+    model = import_checkpoint(kind, source, dest, routes=[parse_route(r) for r in route or []], num_heads=num_heads,
+                              decoder_heads=decoder_heads, vae=vae, trust_pickle=trust_pickle)
+    c = model.config
+    sparsity = {"routing": f"routes {', '.join(f'{r.start}..{r.end}@{r.rate:g}' for r in c.routes)}",
+                "masking": f"masking, decoder {c.masking.decoder_depth if c.masking else 0} blocks", "dense": "dense"}[c.sparsity_kind]
+    typer.echo(f"Wrote {dest}: {c.name}, {c.in_channels}x{c.input_size}x{c.input_size} inputs, {sparsity}"
+               + (f", decoded by {vae}" if vae else ""))
+
+
+# === data ============================================================================================
+
+data_app = typer.Typer(help="Datasets: `sgbench data encode` (ImageNet to SD-VAE latent shards).", no_args_is_help=True,
+                       rich_markup_mode="markdown")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command(
+    "encode",
+    epilog="""Examples:
+
+    sgbench data encode IMAGENET/train data/imagenet256-sdvae --vae data/sd-vae-ft-ema --flip --device cuda
+
+    torchrun --nproc_per_node 8 -m sgbench.cli data encode IMAGENET/train data/imagenet256-sdvae --vae data/sd-vae-ft-ema --flip --device cuda
+
+Images (class folders, sorted as torchvision's ImageFolder) go through ADM's centre crop and the VAE's
+encoder (posterior means x scaling factor, the scale DiT/SiT/TREAD train in); OUT gets manifest.json
+and shard-NNNNN.npz files that `data.dataset: latents, data.path: OUT` trains on. Rerunning the same
+command resumes (finished shards are kept); 1 or N processes write identical shards.
+""",
+)
+def data_encode(
+    images: Annotated[Path, typer.Argument(help="ImageFolder root: one folder of images per class, e.g. IMAGENET/train")],
+    out: Annotated[Path, typer.Argument(help="Output directory (manifest.json + latent shards)")],
+    vae: Annotated[str, typer.Option("--vae", help="The SD-VAE: a directory (config.json + diffusion_pytorch_model.safetensors) or a Hugging Face cache name")],
+    flip: Annotated[bool, typer.Option("--flip", help="Also encode every image mirrored (DiT's flip augmentation, done once)")] = False,
+    size: Annotated[int, typer.Option("--size", help="Image side after ADM's centre crop")] = 256,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Source images per shard (the unit of resuming and of work per process)")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per VAE forward (does not change the latents)")] = 32,
+    device: Device = "cpu",
+) -> None:
+    """Encode an ImageFolder dataset into SD-VAE latent shards for training (torchrun-sharded, resumable)."""
+    from sgbench import distributed
+    from sgbench.data.encode import encode_dataset
+    from sgbench.vae import load_vae
+
+    if size < 8 or shard_size < 1 or batch_size < 1:
+        raise SgbenchError(f"Expected --size >= 8, --shard-size >= 1 and --batch-size >= 1 but got {size}, {shard_size} and {batch_size}")
+    dev = distributed.local_device(distributed.parse_device(device))
+    rank, _ = distributed.init(dev)
+    encode_dataset(images, out, load_vae(vae, device=dev), size=size, flip=flip, shard_size=shard_size, batch_size=batch_size,
+                   log=lambda m: typer.echo(m, err=True))
+    if rank == 0:
+        typer.echo(f"Encoded {images} into {out}")
+
+
 # === sample ==========================================================================================
 
 
@@ -205,6 +303,11 @@ def export(
     sgbench sample -c CKPT -g ag+sg --guide GUIDE --gs cosine:0:0.6 --guide-sparsity cosine:0.6:0 --scale 2
 
     torchrun --nproc_per_node 2 -m sgbench.cli sample -c CKPT -n 1000   # the same samples as 1 process
+
+    torchrun --nproc_per_node 8 -m sgbench.cli sample -c sit-xl2.safetensors --vae data/sd-vae-ft-ema -g sg --gs 0.5 --gw 0.9 --scale 1.5 -n 50000 -b 256 --device cuda --precision bf16 -o runs/imagenet/sg
+
+A latent model (4 channels) is decoded by its VAE (--vae, or the one its checkpoint records) into uint8
+images as a pixel model's; the VAE's identity goes into the run's identity and run.json.
 
 Rerunning a command with the same --out resumes it (finished shards are kept) and leaves a finished
 run as it is. `sgbench guidance list` shows every method with its parameters and defaults.
@@ -223,6 +326,8 @@ def sample(
     labels: Annotated[str, typer.Option("--labels", help="balanced (i mod K) or random")] = "balanced",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/sample/GUIDANCE-seedSEED)")] = None,
     device: Device = "cpu",
+    vae: Vae = None,
+    precision: Precision = "fp32",
     guidance_params: dict | None = None,
 ) -> None:
     """Generate samples with any registered guidance into a run directory (samples.npz, grid.png, run.json)."""
@@ -231,7 +336,8 @@ def sample(
     config = SampleConfig(
         checkpoint=str(checkpoint), out=str(out or Path("runs/sample") / f"{guidance.replace('+', '_')}-seed{seed}"),
         guidance=guidance, guidance_params=guidance_params or {}, guide=str(guide) if guide else None, num=num,
-        batch_size=batch_size, steps=steps, solver=solver, seed=seed, labels=labels, device=device,
+        batch_size=batch_size, steps=steps, solver=solver, seed=seed, labels=labels, device=device, vae=vae,
+        precision=precision,
     )
     run = sample_run(config)
     typer.echo(f"Wrote {run}/samples.npz, grid.png, run.json")
@@ -556,12 +662,16 @@ def bench(
 
     sgbench compare runs/bench --baseline baselines/quick.json --tolerance class_accuracy=0.05   # CI gate
 
+    sgbench compare runs/bench/imagenet-sit-xl2/full --reference paper     # the paper's Table 2 beside your runs
+
 Columns: FD (FID with the inception extractor), sFID, IS, precision, recall, class accuracy, each ± half
 its 95% interval; GFLOPs per image per step (paper convention, Table 2), as run, Δ to the unguided
 dense model, GFLOPs per image, measured images/s. `tier` groups rows whose intervals overlap; `*` marks
 the Pareto front of FD against GFLOPs within a backbone; runs that differ only in seed are one row.
 Broken or unevaluated runs are listed below the table with the reason. With --baseline the exit code
 is 1 when a configuration regressed beyond its tolerance and its 95% interval, or is missing.
+--reference paper adds the paper's reported rows in a block of their own (never ranked with the runs):
+Table 2, plus Table 1 when a run's backbone masks tokens and Table 3 when runs are scored with Inception.
 """
 )
 def compare(
@@ -576,9 +686,12 @@ def compare(
     tolerance: Annotated[Optional[list[str]], typer.Option("--tolerance", "-t", help="METRIC=VALUE (absolute) or METRIC=N% (relative); overrides the baseline's")] = None,
     save_baseline: Annotated[Optional[Path], typer.Option("--save-baseline", help="Write this leaderboard as a baseline JSON (tolerances stored inside)")] = None,
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Also write the figures these runs support (PNG) into this folder")] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="paper: the paper's reported rows beside the runs, labelled and "
+                                                     "never ranked with them; paper:N,M picks its tables (1-3 ImageNet, 4-5 text-to-image)")] = None,
 ) -> None:
     """The leaderboard of run directories: quality ± 95% interval next to cost, tiers, Pareto front."""
     from sgbench import results
+    from sgbench.results.paper import reference_tables
 
     results.check_format(fmt)
     tolerances = results.parse_tolerances(tolerance or [])
@@ -588,7 +701,9 @@ def compare(
     sort_key = results.column_key(sort)
     board = results.leaderboard(results.load_runs(runs, extractor=extractor, reference=ref), sort=sort_key,
                                 descending=None if not reverse else results.COLUMNS[sort_key].better < 0)
-    text = results.render(board, fmt)
+    paper = reference_tables(reference, masking=any(r.sparsity == "masking" for r in board.rows),
+                             inception=board.extractor == "inception") if reference else None
+    text = results.render(board, fmt, paper=paper)
     if out:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

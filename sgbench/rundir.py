@@ -264,6 +264,14 @@ class RunDir:
                     w.write(key, np.concatenate(list(rows(key))))
         self._write(write)
 
+    def first_images(self, n: int) -> np.ndarray:
+        """Images 0..n-1 from the shards that hold them (a preview grid), without reading any other."""
+        parts = []
+        for path, rows in self._pieces(n):
+            with np.load(path) as f:
+                parts.append(f["images"][rows])
+        return np.concatenate(parts)
+
     # -- run.json ---------------------------------------------------------------------------------------
 
     def info(self) -> RunInfo:

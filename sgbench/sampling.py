@@ -6,6 +6,10 @@ noise, label and token selections are drawn from seeds (run seed, i, ...), so a 
 depend on batch size, on the number of processes (torchrun: batch k goes to process k mod world), or
 on where it was resumed: finished batches are kept as shards, and a rerun with the same --out skips
 them. The files of a run are sgbench.rundir's business.
+
+Latent models (4 channels, as in SD-VAE latents) are decoded by their VAE (sgbench.vae) shard by shard,
+so a run holds uint8 images exactly as a pixel model's; the VAE's identity is part of the run's
+identity and of run.json. `precision="bf16"` runs the model forwards under bfloat16 autocast.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 from sgbench import __version__, distributed, seeding
 from sgbench.errors import SgbenchError
 from sgbench.files import cached_sha256
-from sgbench.models.sit import SiT
+from sgbench.models.sit import ModelConfig, SiT
 from sgbench.progress import Bar
 from sgbench.rundir import RUN_FORMAT, RunDir, RunInfo, as_json, now
 
@@ -79,18 +83,45 @@ def integrate(velocity: VelocityFn, z: torch.Tensor, *, steps: int = 40, solver:
 
 
 def decode_pixels(x: torch.Tensor) -> np.ndarray:
-    """Pixel-space models: [-1, 1] NCHW -> uint8 NHWC. (Latent models go through a VAE decoder.)"""
+    """Pixel-space models: [-1, 1] NCHW -> uint8 NHWC. (Latent models go through their VAE.)"""
     x = ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def make_decoder(model_config):
-    if model_config.in_channels in (1, 3):
+DECODE_BATCH = 32  # latents per VAE decoder forward (DiT's per-GPU batch): the SD decoder's activations are large
+
+
+def is_latent(config: ModelConfig) -> bool:
+    """Pixel models see 1 or 3 channels; anything else (SD-VAE: 4) is a latent model."""
+    return config.in_channels not in (1, 3)
+
+
+def make_decoder(model_config: ModelConfig, vae_source: str | None, device: torch.device) -> Callable[[torch.Tensor], np.ndarray]:
+    """Model outputs (B, C, H, W) at t = 1 -> uint8 images (B, H', W', 3 or C)."""
+    if not is_latent(model_config):
         return decode_pixels
-    raise SgbenchError(
-        f"This model has {model_config.in_channels} input channels (a latent model): decoding needs an SD-VAE. "
-        "Latent decoding is not built into this version; sample pixel-space models, or decode the raw latents yourself."
-    )
+    from sgbench.vae import load_vae
+
+    assert vae_source is not None, "resolve_decoder refuses a latent model without a VAE"
+    vae = load_vae(vae_source, device=device)  # float32 whatever the sampling precision, as DiT decodes
+    return lambda x: vae.decode(x, batch_size=DECODE_BATCH)
+
+
+class Bf16Forwards:
+    """A model whose forwards run under bfloat16 autocast and hand back float32 velocities: only the
+    network's matmuls and convolutions lose precision, the guidance combination and the solver do not."""
+
+    def __init__(self, model: SiT, device: torch.device):
+        self.model, self.device_type = model, device.type
+        self.config, self.null_class = model.config, model.null_class
+
+    def prefix(self, x, t, y):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.model.prefix(x, t, y)
+
+    def suffix(self, prefix, *, sparsity, generators=None):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            return self.model.suffix(prefix, sparsity=sparsity, generators=generators).float()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -111,14 +142,23 @@ class SampleConfig:
     seed: int = 0
     labels: str = "balanced"  # or "random"
     device: str = "cpu"
+    vae: str | None = None  # latent models: VAE directory or HF cache name; None: the one the checkpoint records
+    precision: str = "fp32"  # or "bf16": model forwards under bfloat16 autocast (CUDA; CPUs with bf16 matmuls)
 
     def identity(self) -> dict:
         """What determines the samples, as JSON: a resumed run must match it (batch size, device and
         output folder don't). The weights' hashes belong to it: a checkpoint retrained in place must not
-        resume (or let `sgbench bench` reuse) samples of the old weights."""
+        resume (or let `sgbench bench` reuse) samples of the old weights; so does the VAE's identity (not
+        its path), so samples decoded by another VAE never resume a run. Pixel fp32 runs keep the
+        identity they had before latent decoding and precision existed."""
         d = asdict(self)
-        for k in ("batch_size", "device", "out"):
+        for k in ("batch_size", "device", "out", "vae", "precision"):
             d.pop(k)
+        if self.precision != "fp32":
+            d["precision"] = self.precision
+        decoder = resolve_decoder(self)
+        if decoder is not None:
+            d["decoder"] = {k: v for k, v in decoder.items() if k != "source"}
         d["checkpoint_sha256"] = cached_sha256(self.checkpoint)
         d["guide_sha256"] = cached_sha256(self.guide) if self.guide else None
         d["run_format"] = RUN_FORMAT
@@ -133,6 +173,8 @@ class SampleConfig:
         if self.labels not in LABELS:
             raise SgbenchError(f"Expected --labels {' or '.join(LABELS)} but got '{self.labels}'")
         check_solver(self.solver, self.steps)
+        if self.precision not in PRECISIONS:
+            raise SgbenchError(f"Expected --precision {' or '.join(PRECISIONS)} but got '{self.precision}'")
         guided_by_a_model = [name for name, cls in REGISTRY.items() if cls.needs_guide]
         if self.guide is not None and self.guidance in REGISTRY and self.guidance not in guided_by_a_model:
             raise SgbenchError(f"--guide is a checkpoint for {' and '.join(guided_by_a_model)}; {self.guidance} runs no guide model: "
@@ -141,9 +183,31 @@ class SampleConfig:
             if path is not None and not Path(path).is_file():
                 raise SgbenchError(f"Checkpoint not found: {path} ({option}; expected a .safetensors file written by sgbench)")
         distributed.parse_device(self.device)
+        resolve_decoder(self)
 
 
 LABELS = ("balanced", "random")
+PRECISIONS = ("fp32", "bf16")
+
+
+def resolve_decoder(config: SampleConfig) -> dict | None:
+    """The identity of the VAE that decodes this run's model (sgbench.vae.vae_identity), or None for a
+    pixel model: --vae, else the VAE recorded in the checkpoint (`sgbench import --vae`). One line
+    naming what to get when a latent model has none."""
+    from sgbench.models.checkpoint import load_extra, read_config
+    from sgbench.vae import HOW_TO_GET, vae_identity
+
+    model = read_config(config.checkpoint)
+    if not is_latent(model):
+        if config.vae is not None:
+            raise SgbenchError(f"--vae decodes latent models, but {config.checkpoint} is a pixel-space model "
+                               f"({model.in_channels} channel(s)): drop --vae")
+        return None
+    source = config.vae or (load_extra(config.checkpoint).get("vae") or {}).get("source")
+    if source is None:
+        raise SgbenchError(f"{config.checkpoint} is a latent model ({model.in_channels} channels at {model.input_size}x"
+                           f"{model.input_size}) and sampling decodes it with its VAE: {HOW_TO_GET}")
+    return vae_identity(source)
 
 
 def git_commit() -> str | None:
@@ -231,7 +295,10 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
         check_guide(models)  # before any sampling: a missing or mismatched guide fails at once
     times = eval_times(config.steps, config.solver)
     check_sparse_backbone(method, models, times)
-    decode = make_decoder(main.config)
+    decoder = resolve_decoder(config)
+    decode = make_decoder(main.config, decoder["source"] if decoder else None, device)
+    if config.precision == "bf16":
+        models = Models(main=Bf16Forwards(main, device), guide=Bf16Forwards(guide, device) if guide else None)
 
     rank, world = distributed.init(device)
     if rank == 0:
@@ -252,8 +319,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     distributed.barrier()
     if rank == 0:
         run.assemble(config.num)
-        with np.load(run.samples) as f:
-            save_grid(f["arr_0"][:100], run.grid, columns=min(10, main.config.num_classes) if config.labels == "balanced" else 10)
+        columns = min(10, main.config.num_classes) if config.labels == "balanced" else 10
+        save_grid(run.first_images(min(100, config.num)), run.grid, columns=columns)  # read from the shards, not all N
         run.write_info(RunInfo(
             config=asdict(config), identity=identity,
             guidance={"name": method.name, "params": method.params},
@@ -264,7 +331,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
             timing={"generated_this_invocation": int(generated), "wall_time_s": elapsed,
                     "images_per_s": generated / elapsed if elapsed > 0 and generated else None,
                     "device": str(device), "threads": torch.get_num_threads(), "peak_memory_mb": _peak_memory_mb(device)},
-            environment=environment_info(), created=now(),
+            environment=environment_info(), created=now(), decoder=decoder,
         ))
     distributed.barrier()
     return run.path

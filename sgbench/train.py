@@ -66,6 +66,19 @@ def load_training_data(recipe: TrainRecipe) -> tuple[torch.Tensor, torch.Tensor]
     raise SgbenchError(f"Unknown data.dataset '{d.dataset}'; expected 'animal_mnist' or 'latents'")
 
 
+def data_vae(recipe: TrainRecipe) -> dict | None:
+    """The VAE that encoded the training latents (identity and source, from the manifest of `sgbench data
+    encode`), recorded in the trained model so that `sgbench sample` decodes it without --vae; or None."""
+    d = recipe.data
+    manifest = Path(d.path or "") / "manifest.json"
+    if d.dataset != "latents" or not manifest.is_file():
+        return None
+    from sgbench.files import read_json
+
+    m = read_json(manifest)
+    return {**m["vae"], "source": m["vae_source"]} if "vae_source" in m else None
+
+
 def batch_indices(seed: int, step: int, batch_size: int, num_items: int) -> np.ndarray:
     """Dataset indices of global batch `step`: consecutive slices of per-epoch permutations."""
     epochs, within = np.divmod(np.arange(step * batch_size, (step + 1) * batch_size), num_items)
@@ -178,6 +191,10 @@ def train(
     if int(labels.max()) >= config.num_classes:
         raise SgbenchError(f"The data has labels up to {int(labels.max())} but the model has {config.num_classes} classes")
     per_rank = t_cfg.batch_size // world
+    extra = {"recipe": recipe.name}
+    vae = data_vae(recipe)
+    if vae is not None:
+        extra["vae"] = vae
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if t_cfg.precision == "bf16" else nullcontext()
     log = open(out / "train_log.jsonl", "a") if rank == 0 else None
     last_step = t_cfg.steps if stop_after is None else min(t_cfg.steps, step + stop_after)
@@ -214,7 +231,7 @@ def train(
                 log.write(json.dumps({"step": step, "loss": loss_value, "lr": lr, "images_per_s": ips, "time": time.time()}) + "\n")
                 log.flush()
             if step in t_cfg.snapshots:
-                save_model(ema, out / "snapshots" / f"ema-step{step}.safetensors", extra={"step": step, "recipe": recipe.name})
+                save_model(ema, out / "snapshots" / f"ema-step{step}.safetensors", extra={"step": step, **extra})
             if t_cfg.sample_every and step % t_cfg.sample_every == 0:
                 _write_grid(ema, out / f"grid-step{step}.png")
             if step % t_cfg.ckpt_every == 0 or step == last_step:
@@ -222,7 +239,7 @@ def train(
         distributed.barrier()
     bar.close()
     if rank == 0 and step == t_cfg.steps:
-        save_model(ema, out / "model.safetensors", extra={"step": step, "recipe": recipe.name})
+        save_model(ema, out / "model.safetensors", extra={"step": step, **extra})
         _write_grid(ema, out / f"grid-step{step}.png")
     if log is not None:
         log.close()

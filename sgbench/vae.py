@@ -10,8 +10,10 @@ rerun, a resumed run and any number of processes write identical shards), and th
 standard deviation is small beside the flow's own noise, which training adds anyway. `decode` rounds
 to uint8 as DiT's and SiT's sample_ddp.py do (clamp(127.5 x + 128, 0, 255), then truncation).
 
-`VAE.identity` (config sha256, weights sha256, scaling factor) goes into run.json and the manifest
-of encoded data, so samples or latents from another VAE are never mixed up.
+`VAE.identity` (config sha256, weights sha256, scaling factor) goes into run.json, the identity of
+a sampling run and the manifest of encoded data, so samples or latents from another VAE are never
+mixed up. It is computed from the files alone (`vae_identity`), without diffusers or loading weights,
+so a run's identity can be checked before anything is loaded.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import numpy as np
 import torch
 
 from sgbench.errors import SgbenchError
-from sgbench.files import sha256_file
+from sgbench.files import cached_sha256
 
 DEFAULT_VAE = "stabilityai/sd-vae-ft-ema"  # the paper's VAE (App. A.2)
+DEFAULT_SCALING_FACTOR = 0.18215  # diffusers' AutoencoderKL default, SD's latent scale
 WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 HOW_TO_GET = (
     "download stabilityai/sd-vae-ft-ema (config.json and diffusion_pytorch_model.safetensors) into a "
@@ -81,20 +84,30 @@ def load_vae(source: str | Path = DEFAULT_VAE, *, device: str | torch.device = "
         raise SgbenchError("The VAE needs diffusers: pip install 'sgbench[imagenet]'") from None
     directory = _local_directory(source)
     model = AutoencoderKL.from_pretrained(str(directory), local_files_only=True, torch_dtype=dtype, low_cpu_mem_usage=False)
-    weights = next(directory / name for name in WEIGHT_FILES if (directory / name).is_file())
-    identity = {
-        "source": str(source),
-        "config_sha256": _config_sha256(model.config),
-        "weights_sha256": sha256_file(weights),
-        "scaling_factor": float(model.config.scaling_factor),
-    }
+    identity = vae_identity(source)
+    assert identity["scaling_factor"] == float(model.config.scaling_factor), "config.json and diffusers disagree"
     return VAE(model.to(device).eval().requires_grad_(False), identity)
 
 
-def _config_sha256(config) -> str:
-    """Of the architecture fields only: diffusers adds private keys such as the path it was loaded from."""
-    public = {k: v for k, v in dict(config).items() if not k.startswith("_")}
-    return hashlib.sha256(json.dumps(public, sort_keys=True, default=str).encode()).hexdigest()
+def vae_identity(source: str | Path) -> dict:
+    """{"source", "config_sha256", "weights_sha256", "scaling_factor"} of the VAE at `source`, from its files.
+
+    config_sha256 hashes config.json's public fields (diffusers adds private ones such as its version);
+    the weights hash is cached per file, so calling this again is cheap.
+    """
+    directory = _local_directory(source)
+    try:
+        config = json.loads((directory / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SgbenchError(f"{directory / 'config.json'} is unreadable ({e}): {HOW_TO_GET}") from None
+    public = {k: v for k, v in config.items() if not k.startswith("_")}
+    weights = next(directory / name for name in WEIGHT_FILES if (directory / name).is_file())
+    return {
+        "source": str(source),
+        "config_sha256": hashlib.sha256(json.dumps(public, sort_keys=True, default=str).encode()).hexdigest(),
+        "weights_sha256": cached_sha256(weights),
+        "scaling_factor": float(public.get("scaling_factor", DEFAULT_SCALING_FACTOR)),
+    }
 
 
 def _local_directory(source: str | Path) -> Path:

@@ -46,12 +46,21 @@ def test_default_recipe_plans_every_method_on_the_shipped_backbone():
         ({"configs": [{"guidance": "cfg"}, {"guidance": "cfg"}]}, "labels must be unique"),
         ({"sampling": {"nums": 3}}, r"Unknown key\(s\) sampling.nums"),
         ({"quick": {"configs": ["nope"]}}, "quick.configs names 'nope'"),
+        ({"sampling": {"precision": "fp16"}}, "Expected sampling.precision fp32 or bf16 but got 'fp16'"),
+        ({"vae": {"path": "x"}}, "Expected 'vae' as a VAE directory or a Hugging Face cache name"),
         ({"backbones": {"routed": {"checkpoint": "x.safetensors", "configs": ["nope"]}}}, "backbones.routed.configs names 'nope'"),
     ],
 )
 def test_bad_bench_recipes_fail_before_sampling(tmp_path, changes, message):
     with pytest.raises(SgbenchError, match=message):
         load_bench_recipe(write(tmp_path, **changes))
+
+
+def test_the_imagenet_recipe_decodes_with_its_vae_in_bf16():
+    recipe = load_bench_recipe("recipes/bench/imagenet-sit-xl2.yaml")
+    runs = plan(recipe)
+    assert [c.label for _, c, _ in runs] == ["unguided", "CFG", "AG", "ICG", "SG_FLOPS", "SG_FID"]
+    assert all((c.vae, c.precision, c.num, c.device) == ("data/sd-vae-ft-ema", "bf16", 50000, "cuda") for _, _, c in runs)
 
 
 def test_a_backbone_runs_only_its_configs(tmp_path):

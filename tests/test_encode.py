@@ -35,12 +35,17 @@ def image_folder(root, per_class=(3, 2, 2), seed=0):
 
 
 @pytest.fixture(scope="module")
-def vae(tmp_path_factory):
-    from sgbench.vae import load_vae
-
+def vae_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("vae")
     tiny_vae(directory)
-    return load_vae(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def vae(vae_dir):
+    from sgbench.vae import load_vae
+
+    return load_vae(vae_dir)
 
 
 def shards(directory):
@@ -136,10 +141,64 @@ def test_missing_or_empty_dataset(tmp_path):
         scan_image_folder(tmp_path / "empty")
 
 
-def test_rank_and_world_default_to_torchruns_environment(tmp_path, vae, monkeypatch):
+def test_cli_encodes_and_a_rerun_keeps_the_shards(tmp_path, vae_dir):
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+
     root = image_folder(tmp_path / "images")
-    monkeypatch.setenv("RANK", "1")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    encode_dataset(root, tmp_path / "out", vae, size=SIZE, shard_size=3, log=None)
-    assert sorted(p.name for p in (tmp_path / "out").glob("shard-*.npz")) == [shard_name(1)]
-    assert not os.path.exists(tmp_path / "out" / "manifest.json")  # rank 0 writes it
+    args = ["data", "encode", str(root), str(tmp_path / "out"), "--vae", str(vae_dir), "--size", str(SIZE), "--shard-size", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "7 images in 3 classes -> 3 shards" in result.output
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("shard-*.npz")}
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "0 of its 3 shards to do" in again.output
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out").glob("shard-*.npz")} == mtimes
+    missing = CliRunner().invoke(app, args[:-4] + ["--vae", str(tmp_path / "no-vae")])
+    assert missing.exit_code == 2 and "No VAE at" in missing.output and "stabilityai/sd-vae-ft-ema" in missing.output
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_the_shards_of_one(tmp_path, vae_dir):
+    import subprocess
+    import sys
+
+    from sgbench.vae import load_vae
+
+    root = image_folder(tmp_path / "images")
+    encode_dataset(root, tmp_path / "one", load_vae(vae_dir), size=SIZE, shard_size=2, log=None)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+           "-m", "sgbench.cli", "data", "encode", str(root), str(tmp_path / "two"), "--vae", str(vae_dir),
+           "--size", str(SIZE), "--shard-size", "2"]
+    two = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = shards(tmp_path / "one"), shards(tmp_path / "two")
+    assert list(a) == [shard_name(k) for k in range(4)] == list(b)
+    assert all(np.array_equal(a[n][k], b[n][k]) for n in a for k in a[n])
+
+
+def test_a_model_trained_on_the_shards_samples_through_their_vae_without_vae(tmp_path, vae_dir):
+    import yaml
+
+    from sgbench.config import load_train_recipe
+    from sgbench.models.checkpoint import load_extra
+    from sgbench.rundir import RunDir
+    from sgbench.sampling import SampleConfig, sample_run
+    from sgbench.train import train
+    from sgbench.vae import load_vae
+
+    root = image_folder(tmp_path / "images")
+    encode_dataset(root, tmp_path / "latents", load_vae(vae_dir), size=SIZE, shard_size=4, log=None)
+    recipe = {"name": "tiny-latent", "out": str(tmp_path / "train"),
+              "model": {"preset": "Tiny-test", "routes": [[1, 2, 0.5]], "overrides": {"in_channels": 4, "input_size": 8}},
+              "data": {"dataset": "latents", "path": str(tmp_path / "latents")},
+              "train": {"steps": 2, "batch_size": 4, "log_every": 1, "ckpt_every": 2}}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    out = train(load_train_recipe(tmp_path / "recipe.yaml"), progress=False)
+    recorded = load_extra(out / "model.safetensors")["vae"]
+    assert recorded["source"] == str(vae_dir) and recorded["weights_sha256"] == load_vae(vae_dir).identity["weights_sha256"]
+    run = sample_run(SampleConfig(checkpoint=str(out / "model.safetensors"), out=str(tmp_path / "run"), num=4, steps=2), progress=False)
+    assert RunDir(run).info().decoder["source"] == str(vae_dir)
+    with np.load(run / "samples.npz") as f:
+        assert f["arr_0"].shape == (4, SIZE, SIZE, 3)

@@ -186,3 +186,36 @@ def test_shape_inference_recognises_sit_xl2():
     shape = dit_shape(state, None)
     assert size_name(shape) == "XL/2"
     assert replace(preset("SiT-XL/2"), **shape, name="x") == replace(preset("SiT-XL/2"), name="x")  # learn_sigma too
+
+
+# ----------------------------------------------------------------------------------------------------
+# The command
+
+
+def fake_vae_dir(path: Path) -> Path:
+    """What sgbench.vae.vae_identity reads: config.json and a weights file (no diffusers needed)."""
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4, "scaling_factor": 0.18215}))
+    (path / "diffusion_pytorch_model.safetensors").write_bytes(b"weights")
+    return path
+
+
+def test_cli_import_records_the_vae_and_help_says_checkpoints_are_code(tmp_path):
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+
+    state, _, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    torch.save({"ema": state}, tmp_path / "SiT.pt")
+    vae = fake_vae_dir(tmp_path / "vae")
+    result = CliRunner().invoke(app, ["import", "sit", str(tmp_path / "SiT.pt"), str(tmp_path / "ours.safetensors"),
+                                      "--num-heads", "2", "--vae", str(vae)])
+    assert result.exit_code == 0, result.output
+    assert f"decoded by {vae}" in result.output
+    recorded = load_extra(tmp_path / "ours.safetensors")["vae"]
+    assert recorded["source"] == str(vae) and recorded["scaling_factor"] == 0.18215 and len(recorded["weights_sha256"]) == 64
+    missing = CliRunner().invoke(app, ["import", "sit", str(tmp_path / "SiT.pt"), str(tmp_path / "o.safetensors"),
+                                       "--num-heads", "2", "--vae", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "No VAE at" in missing.output and not (tmp_path / "o.safetensors").exists()
+    text = " ".join(CliRunner().invoke(app, ["import", "--help"], terminal_width=200).output.split())
+    assert "Checkpoints are code" in text and "untrusted source can run arbitrary code" in text and "--trust-pickle" in text

@@ -138,6 +138,16 @@ def test_precision_recall_on_constructed_sets():
     assert precision_recall(ref, other) == pytest.approx(_brute_force_pr(ref.astype(float), other.astype(float)), abs=1e-9)
 
 
+def test_manifold_radii_do_not_depend_on_the_block_size(monkeypatch):
+    from sgbench.metrics import prc
+
+    x = np.random.default_rng(1).normal(size=(90, 8)).astype(np.float32)
+    whole = prc.manifold_radii(x)
+    monkeypatch.setattr(prc, "BLOCK", 3)  # fewer columns per block than k + 1 neighbours: kept across blocks
+    np.testing.assert_allclose(prc.manifold_radii(x), whole, rtol=1e-5)  # matmul blocking moves the last bits only
+    np.testing.assert_allclose(whole, np.sort(((x[:, None] - x[None]) ** 2).sum(-1), axis=1)[:, 3], rtol=1e-4, atol=1e-5)
+
+
 # --- invariances and end to end ----------------------------------------------------------------------
 
 def test_fid_against_itself_is_zero_and_results_do_not_depend_on_batch_size(ref_dir, tmp_path):

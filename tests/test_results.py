@@ -277,3 +277,56 @@ def test_cli_plots(runs, tmp_path):
     names = {p.name for p in (tmp_path / "figs").glob("*.png")}
     # sg at two (gs, gw, w) cells -> Fig. 6 and A1 heatmaps; cfg at two scales -> FD against w
     assert names == {"fd_heatmap_animal-routed.png", "throughput_animal-routed.png", "cfg_scale_animal-routed.png"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The paper's tables beside the runs
+
+
+def test_reference_paper_is_a_separate_labelled_block_in_every_format(runs):
+    from sgbench.results.paper import reference_tables
+
+    b = board(runs)
+    tables = reference_tables("paper")
+    assert [t.number for t in tables] == [2]
+    data = json.loads(results.render(b, "json", paper=tables))
+    assert len(data["rows"]) == 5 and data["reference"] == REF  # the runs, ranked as without the block
+    assert [r["label"] for r in data["paper"]][:2] == ["SiT-XL/2 + routing", "+CFG"] and len(data["paper"]) == 6
+    sg = next(r for r in data["paper"] if r["label"] == "+SG_FLOPS (Ours)")
+    assert sg["table"] == 2 and sg["backbone"] == "SiT-XL/2" and sg["epochs"] == 400 and "FID-50K with ADM" in sg["protocol"]
+    assert sg["metrics"] == {"fid": 2.14, "gflops": 97.67, "delta_gflops": -16.75} and sg["source"] == "paper"
+    rows = list(csv.DictReader(io.StringIO(results.render(b, "csv", paper=tables))))
+    measured, paper = [r for r in rows if r["status"] == "ok"], [r for r in rows if r["status"] == "paper"]
+    assert len(measured) == 5 and all(r["table"] == "" for r in measured)
+    assert [(r["config"], r["fd"], r["gflops_step"], r["table"], r["epochs"]) for r in paper][4] == ("+SG_FLOPS (Ours)", "2.14", "97.67", "2", "400")
+    assert all(r["tier"] == "" and r["pareto"] == "" for r in paper)  # never ranked
+    md = results.render(b, "markdown", paper=tables)
+    assert md.index("Reference: the paper's reported numbers") > md.index("sg gs=0.5 gw=0.9 w=1.5")
+    assert "| paper T2 | +SG_FLOPS (Ours) | SiT-XL/2 | routing | 400 | gs=0.5 gw=0.9 | 2.14 | 97.67 | -16.75 |" in md
+    assert "- Table 2: FID-50K with ADM's evaluator" in md
+    text = results.render(b, "table", paper=tables)
+    assert "not measured here and not ranked" in text and "+SG_FID (Ours)" in text and "Table 2: FID-50K" in text
+    assert results.render(b, "json") == results.render(b, "json", paper=None)  # no block unless asked
+
+
+def test_reference_tables_follow_the_runs_or_the_request():
+    from sgbench.results.paper import reference_tables
+
+    assert [t.number for t in reference_tables("paper", masking=True, inception=True)] == [1, 2, 3]
+    assert [t.number for t in reference_tables("paper:3,1")] == [3, 1]
+    for bad, message in [("papers", "Expected --reference paper or paper:N,M"), ("paper:", "Expected --reference paper"),
+                         ("paper:x", "with table numbers"), ("paper:9", "no Table 9")]:
+        with pytest.raises(SgbenchError, match=message):
+            reference_tables(bad)
+
+
+def test_cli_compare_reference_paper(runs, tmp_path):
+    make_run(tmp_path / "masked", "cfg", method="cfg", fd=12.0, gflops=2.0, checkpoint="ckpt/animal-masked.safetensors")
+    info = RunDir(tmp_path / "masked" / "cfg").info()
+    info.model["config"]["masking"] = {"rate": 0.5}
+    RunDir(tmp_path / "masked" / "cfg").write_info(info)
+    r = runner.invoke(app, ["compare", str(runs), str(tmp_path / "masked"), "--reference", "paper", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert sorted({row["table"] for row in json.loads(r.stdout)["paper"]}) == [1, 2]  # a masked backbone brings Table 1
+    r = runner.invoke(app, ["compare", str(runs), "--reference", "table2"])
+    assert r.exit_code == 2 and "Expected --reference paper or paper:N,M" in r.output

@@ -67,26 +67,31 @@ def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "evaluate", fake_evaluate)
     monkeypatch.setattr(sweep, "check_jobs", lambda configs, evaluation: None)
     monkeypatch.setattr(RunDir, "state", lambda self: State.SAMPLED if self.samples.is_file() else State.EMPTY)
+    from sgbench.models.checkpoint import save_model
+    from sgbench.models.sit import SiT, preset
+
+    ckpt = tmp_path / "ckpt.safetensors"  # a run's identity reads the model's config (pixels or latents?)
+    save_model(SiT(preset("Tiny-test")), ckpt)
     kw = dict(ref="animal-all", grid={"gs": [0.0, 0.9], "gw": [0.9]}, fixed={"scale": 1.5}, num=4, progress=False)
     log = SweepLog()
-    dirs = run_sweep("ckpt", tmp_path, log=log, **kw)
+    dirs = run_sweep(ckpt, tmp_path, log=log, **kw)
     assert [d.name for d in dirs] == ["sg-scale1.5-gs0-gw0.9-seed0"] and calls["sample"] == [dirs[0].name]
     assert len(log.skipped) == 1 and len(log.ran) == 1
 
     (dirs[0] / "metrics.json").unlink()  # sampled, not evaluated
     log = SweepLog()
-    run_sweep("ckpt", tmp_path, log=log, **kw)
+    run_sweep(ckpt, tmp_path, log=log, **kw)
     assert len(calls["sample"]) == 1 and len(calls["evaluate"]) == 2 and log.ran == dirs
 
     log = SweepLog()
-    run_sweep("ckpt", tmp_path, log=log, **kw)  # finished: nothing runs
+    run_sweep(ckpt, tmp_path, log=log, **kw)  # finished: nothing runs
     assert (len(calls["sample"]), len(calls["evaluate"])) == (1, 2) and log.resumed == dirs and not log.ran
 
     import shutil
 
     shutil.rmtree(dirs[0])
     log = SweepLog()
-    run_sweep("ckpt", tmp_path, log=log, **{**kw, "num": 8})  # more samples: sampled again
+    run_sweep(ckpt, tmp_path, log=log, **{**kw, "num": 8})  # more samples: sampled again
     assert len(calls["sample"]) == 2 and log.ran == dirs
 
 

@@ -7,21 +7,21 @@ Images (class folders, sorted as torchvision's ImageFolder sorts them) go throug
 (`center_crop_arr`), optionally also mirrored, and the VAE's encoder (`sgbench.vae`: scaled posterior
 means). The output directory holds:
 
-    manifest.json        classes, per-class counts, the VAE's identity, the crop rule, the shard plan
+    manifest.json        classes, per-class counts, the VAE's identity and where it was loaded from (which
+                         `sgbench train` records in its model, so `sgbench sample` decodes without --vae),
+                         the crop rule, the shard plan
     shard-00000.npz ...  latents (n, 4, 32, 32) float32, labels (n,) int64, index (n,) the source image,
                          flipped (n,) bool; with --flip each image appears twice (as is, then mirrored)
 
 Shard k holds images k*shard_size ... (k+1)*shard_size - 1 and is written by process k % world
-(rank and world from torchrun's RANK and WORLD_SIZE; no communication is needed). Each shard is
-written atomically, so a rerun skips finished shards and redoes only the missing ones, and 1 or N
-processes write identical shards.
+(rank and world from torch.distributed, which `sgbench.distributed.init` joins under torchrun). Each
+shard is written atomically (sgbench.files), so a rerun skips finished shards and redoes only the
+missing ones, and 1 or N processes write identical shards.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +29,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from sgbench import distributed
 from sgbench.errors import SgbenchError
+from sgbench.files import atomic_savez, atomic_write_json, read_json
+from sgbench.progress import Bar
 
 SCHEMA = 1
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
@@ -90,35 +93,40 @@ def encode_dataset(
     flip: bool = False,                   # also encode every image mirrored left-right
     shard_size: int = 1000,               # source images per shard
     batch_size: int = 32,                 # images per VAE forward
-    rank: int | None = None,              # this process; None: $RANK (torchrun) or 0
-    world: int | None = None,             # processes; None: $WORLD_SIZE or 1
+    rank: int | None = None,              # this process; None: from torch.distributed (0 without torchrun)
+    world: int | None = None,             # processes; None: from torch.distributed (1 without torchrun)
     log: Callable[[str], None] | None = print,
 ) -> Path:
     """Encode the class folders under `root` into latent shards in `out` (see the module docstring)."""
-    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
-    world = int(os.environ.get("WORLD_SIZE", 1)) if world is None else world
+    if rank is None or world is None:
+        rank, world = distributed.rank_and_world()
     classes, items = scan_image_folder(root)
     out = Path(out)
     manifest = _manifest(root, classes, items, vae.identity, size=size, flip=flip, shard_size=shard_size)
-    _check_or_write_manifest(out, manifest, write=rank == 0)
+    if rank == 0:
+        _check_or_write_manifest(out, manifest, write=True)
+    distributed.barrier()  # under torchrun the others check the manifest rank 0 wrote
+    if rank != 0:
+        _check_or_write_manifest(out, manifest, write=False)
     mine = [k for k in range(manifest["num_shards"]) if k % world == rank]
     todo = [k for k in mine if not (out / shard_name(k)).is_file()]
-    if log:
+    if log and rank == 0:
         log(f"encode: {len(items)} images in {len(classes)} classes -> {manifest['num_shards']} shards; "
-            f"process {rank}/{world}: {len(todo)} of its {len(mine)} shards to do")
-    for k in todo:
-        chunk = items[k * shard_size : (k + 1) * shard_size]
-        images = np.stack([load_image(Path(root) / path, size) for path, _ in chunk])
-        labels = np.array([label for _, label in chunk], dtype=np.int64)
-        index = np.arange(k * shard_size, k * shard_size + len(chunk), dtype=np.int64)
-        flipped = np.zeros(len(chunk), dtype=bool)
-        if flip:
-            images = np.concatenate([images, images[:, :, ::-1]])
-            labels, index, flipped = np.tile(labels, 2), np.tile(index, 2), np.repeat([False, True], len(chunk))
-        latents = vae.encode(np.ascontiguousarray(images), batch_size=batch_size).numpy()
-        _atomic_savez(out / shard_name(k), latents=latents, labels=labels, index=index, flipped=flipped)
-        if log:
-            log(f"encode: wrote {shard_name(k)} ({len(latents)} latents)")
+            f"{world} process(es), process 0 has {len(todo)} of its {len(mine)} shards to do")
+    with Bar("encode (process 0)", total=len(mine), completed=len(mine) - len(todo), enabled=rank == 0) as bar:
+        for k in todo:
+            chunk = items[k * shard_size : (k + 1) * shard_size]
+            images = np.stack([load_image(Path(root) / path, size) for path, _ in chunk])
+            labels = np.array([label for _, label in chunk], dtype=np.int64)
+            index = np.arange(k * shard_size, k * shard_size + len(chunk), dtype=np.int64)
+            flipped = np.zeros(len(chunk), dtype=bool)
+            if flip:
+                images = np.concatenate([images, images[:, :, ::-1]])
+                labels, index, flipped = np.tile(labels, 2), np.tile(index, 2), np.repeat([False, True], len(chunk))
+            latents = vae.encode(np.ascontiguousarray(images), batch_size=batch_size).numpy()
+            atomic_savez(out / shard_name(k), latents=latents, labels=labels, index=index, flipped=flipped)
+            bar.advance()
+    distributed.barrier()
     return out
 
 
@@ -143,36 +151,28 @@ def _manifest(root, classes, items, vae_identity: dict, *, size: int, flip: bool
         "num_shards": -(-len(items) // shard_size),
         "latents": "scaled posterior mean (sgbench.vae)",
         "vae": {k: v for k, v in vae_identity.items() if k != "source"},
+        "vae_source": vae_identity["source"],
     }
+
+
+WHERE_FROM = ("source", "vae_source")  # paths: the same data read or encoded from elsewhere is the same data
 
 
 def _check_or_write_manifest(out: Path, manifest: dict, *, write: bool) -> None:
     path = out / "manifest.json"
     if path.is_file():
-        old = json.loads(path.read_text())
-        same = {k: v for k, v in old.items() if k != "source"} == {k: v for k, v in manifest.items() if k != "source"}
+        old = read_json(path)
+        same = {k: v for k, v in old.items() if k not in WHERE_FROM} == {k: v for k, v in manifest.items() if k not in WHERE_FROM}
         if not same:
-            changed = sorted(k for k in set(old) | set(manifest) if k != "source" and old.get(k) != manifest.get(k))
+            changed = sorted(k for k in set(old) | set(manifest) if k not in WHERE_FROM and old.get(k) != manifest.get(k))
             raise SgbenchError(f"{out} holds latents of another configuration (differs in {changed}); choose another output directory")
-    elif write:
-        out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps(manifest, indent=1).encode())
     else:
-        out.mkdir(parents=True, exist_ok=True)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def _atomic_savez(path: Path, **arrays) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.npz")  # hidden: never mistaken for a shard
-    np.savez(tmp, **arrays)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SgbenchError(f"Cannot write the output directory {out}: {e.strerror or e}") from None
+        if write:
+            atomic_write_json(path, manifest)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def read_latent_shards(directory: str | Path) -> tuple[torch.Tensor, torch.Tenso
     path = directory / "manifest.json"
     if not path.is_file():
         raise SgbenchError(f"{directory} has no manifest.json: expected the output of `sgbench data encode`")
-    manifest = json.loads(path.read_text())
+    manifest = read_json(path)
     if manifest.get("schema") != SCHEMA:
         raise SgbenchError(f"{path}: expected schema {SCHEMA} but got {manifest.get('schema')}")
     missing = [shard_name(k) for k in range(manifest["num_shards"]) if not (directory / shard_name(k)).is_file()]

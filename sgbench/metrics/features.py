@@ -39,7 +39,6 @@ def stream_features(
     n = source.num_images
     keep = np.arange(n) if keep is None else np.asarray(keep)
     out = FeaturePass(spatial=RunningStats() if extractor.has_spatial else None)
-    kept, logits, spatial = [], [], []
     start = 0
     batches = track(source.batches(batch_size), total=-(-n // batch_size), description=description)
     with torch.inference_mode():
@@ -47,19 +46,21 @@ def stream_features(
             stop = start + len(images)
             y = extractor.extract(to_rgb_nchw(images))
             features = y["features"].double().numpy()
+            if start == 0:  # kept rows are filled in place: per-batch pieces kept alive between the batches'
+                # large temporaries fragment the heap, and memory then creeps up with the number of batches
+                out.features = np.empty((len(keep), features.shape[1]), np.float32)
+                out.logits = np.empty((n, y["logits"].shape[1]), np.float32) if keep_logits else None
+                out.spatial_features = np.empty((n, y["spatial"].shape[1]), np.float32) if keep_spatial and out.spatial is not None else None
             out.stats.update(features)
             if out.spatial is not None:
                 out.spatial.update(y["spatial"].double().numpy())
-                if keep_spatial:
-                    spatial.append(y["spatial"].float().numpy())
-            rows = keep[(keep >= start) & (keep < stop)] - start
-            if len(rows):
-                kept.append(features[rows].astype(np.float32))
-            if keep_logits:
-                logits.append(y["logits"].float().numpy())
+            if out.spatial_features is not None:
+                out.spatial_features[start:stop] = y["spatial"].float().numpy()
+            at = np.searchsorted(keep, [start, stop])  # keep is sorted: its entries in [start, stop)
+            out.features[at[0] : at[1]] = features[keep[at[0] : at[1]] - start]
+            if out.logits is not None:
+                out.logits[start:stop] = y["logits"].float().numpy()
             start = stop
-    dim = out.stats.sum.shape[0] if out.stats.sum is not None else 0
-    out.features = np.concatenate(kept) if kept else np.zeros((0, dim), np.float32)
-    out.logits = np.concatenate(logits) if logits else None
-    out.spatial_features = np.concatenate(spatial) if spatial else None
+    if out.features is None:
+        out.features = np.zeros((0, 0), np.float32)
     return out

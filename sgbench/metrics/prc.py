@@ -21,14 +21,22 @@ def pairwise_sq_dists(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def manifold_radii(features: np.ndarray, k: int = 3) -> np.ndarray:
-    """Squared distance of each row to its k-th nearest neighbour in `features` (N, D) -> (N,)."""
+    """Squared distance of each row to its k-th nearest neighbour in `features` (N, D) -> (N,).
+
+    Each block of rows keeps its k + 1 smallest distances while the column blocks stream past, so
+    memory is (BLOCK, BLOCK) whatever N (50,000 samples would need 400 MB per row block otherwise).
+    """
     x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
     if len(x) <= k:
         raise ValueError(f"Expected more than k={k} feature vectors but got {len(x)}")
     radii = torch.empty(len(x))
     for i in range(0, len(x), BLOCK):
-        d = torch.cat([pairwise_sq_dists(x[i : i + BLOCK], x[j : j + BLOCK]) for j in range(0, len(x), BLOCK)], dim=1)
-        radii[i : i + BLOCK] = d.topk(k + 1, dim=1, largest=False).values[:, k]  # index 0 is the point itself
+        nearest = None  # (rows, <= k + 1) smallest distances so far
+        for j in range(0, len(x), BLOCK):
+            d = pairwise_sq_dists(x[i : i + BLOCK], x[j : j + BLOCK])
+            d = d if nearest is None else torch.cat([nearest, d], dim=1)
+            nearest = d.topk(min(k + 1, d.shape[1]), dim=1, largest=False).values
+        radii[i : i + BLOCK] = nearest[:, k]  # index 0 is the point itself
     return radii.numpy()
 
 

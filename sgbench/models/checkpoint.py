@@ -52,13 +52,18 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise SgbenchError(f"Checkpoint {path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
 
 
-def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> SiT:
-    """Rebuild the model from the config stored in the file and load its weights (as float32)."""
-    path = Path(path)
+def read_config(path: str | Path) -> ModelConfig:
+    """The model config stored in the file, without reading its weights."""
     meta = read_metadata(path)
     if CONFIG_KEY not in meta:
         raise SgbenchError(f"Checkpoint {path} has no sgbench model config in its metadata; was it written by sgbench?")
-    config = ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+    return ModelConfig.from_dict(json.loads(meta[CONFIG_KEY]))
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> SiT:
+    """Rebuild the model from the config stored in the file and load its weights (as float32)."""
+    path = Path(path)
+    config = read_config(path)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:

@@ -34,6 +34,7 @@ class Row:
     runs: list[str]
     pareto: bool = False
     tier: int | None = None                    # rows of one tier are indistinguishable in the sorted metric
+    sparsity: str = "dense"                    # of the backbone: routing, masking or dense
 
     def interval(self, key: str) -> list[float] | None:
         return self.ci95.get(key)
@@ -71,7 +72,7 @@ def _aggregate(records: list[RunRecord]) -> Row:
         else:
             ci[k] = None
     return Row(first.backbone, first.label, first.key, first.method, first.params, len(records),
-               sorted(r.seed for r in records), mean, std, ci, [str(r.path) for r in records])
+               sorted(r.seed for r in records), mean, std, ci, [str(r.path) for r in records], sparsity=first.sparsity)
 
 
 def overlap(a: list[float] | None, b: list[float] | None) -> bool:

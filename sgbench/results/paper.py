@@ -3,6 +3,7 @@
     rows = paper_rows("imagenet-256")          # Tables 1-3
     rows = paper_rows("hpsv3", table=4)        # one table
     for row in rows: print(row.display_label, row.metrics)
+    tables = reference_tables("paper", masking=False, inception=True)   # `compare --reference paper`
 
 Every row carries its source: table number, benchmark, protocol, backbone, epochs, sparsity and the
 guidance settings the paper states. These are the paper's numbers, never measurements of ours: a
@@ -94,6 +95,29 @@ def paper_rows(benchmark: str | None = None, *, table: int | None = None, path: 
         if (benchmark is None or t.benchmark == benchmark) and (table is None or t.number == table)
         for row in t.rows
     ]
+
+
+def reference_tables(spec: str, *, masking: bool = False, inception: bool = False, path: str | Path = TABLES_FILE) -> list[PaperTable]:
+    """The tables `compare --reference SPEC` shows beside class-conditional runs.
+
+    'paper': Table 2 (every guidance method on one routed SiT-XL/2, with GFLOPs), plus Table 1 when a
+    run's backbone masks tokens (the paper's only masked rows) and Table 3 when the runs are scored with
+    Inception (the literature's FID-50K). 'paper:1,3' names the tables (4 and 5 are text-to-image).
+    """
+    name, colon, numbers = spec.partition(":")
+    if name != "paper" or (colon and not numbers):
+        raise SgbenchError(f"Expected --reference paper or paper:N,M (the paper's table numbers) but got '{spec}'")
+    tables = {t.number: t for t in load_paper_tables(path)}
+    if not numbers:
+        return [tables[n] for n in ([1] if masking else []) + [2] + ([3] if inception else [])]
+    try:
+        wanted = [int(n) for n in numbers.split(",")]
+    except ValueError:
+        raise SgbenchError(f"Expected --reference paper:N,M with table numbers but got '{spec}'") from None
+    missing = [n for n in wanted if n not in tables]
+    if missing:
+        raise SgbenchError(f"The paper has no Table {missing[0]} here; tables: {sorted(tables)}")
+    return [tables[n] for n in wanted]
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class RunRecord:
     num_samples: int
     values: dict[str, float | None]  # COLUMNS keys -> value
     ci95: dict[str, list[float] | None]  # COLUMNS keys -> 95% bootstrap interval
+    sparsity: str = "dense"  # of the backbone: routing, masking or dense
 
 
 @dataclass
@@ -129,6 +130,12 @@ def backbone_name(info: RunInfo) -> str:
     ckpt = Path(info.model.get("checkpoint") or info.config["checkpoint"])
     name = info.model.get("config", {}).get("name")
     return f"{ckpt.stem} ({name})" if name and name != "custom" else ckpt.stem
+
+
+def sparsity_of(info: RunInfo) -> str:
+    """'masking', 'routing' or 'dense', from the model config in run.json."""
+    config = info.model.get("config") or {}
+    return "masking" if config.get("masking") else "routing" if config.get("routes") else "dense"
 
 
 def config_key(info: RunInfo) -> str:
@@ -196,6 +203,7 @@ def load_run(run: RunDir, *, extractor: str, reference: str) -> RunRecord | Prob
         path=path, backbone=backbone_name(info), method=info.guidance["name"], params=info.guidance["params"], key=key,
         label=method_label(info.guidance["name"], info.guidance["params"]), seed=int(info.seed),
         steps=int(info.config["steps"]), num_samples=int(info.num_samples), values=values, ci95=ci95,
+        sparsity=sparsity_of(info),
     )
 
 

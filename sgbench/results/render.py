@@ -3,6 +3,11 @@
 The leaderboard in four formats (`table`: rich, plain text when not a terminal; `markdown`; `csv`;
 `json`), and the reports of `flops`, `guidance list`, `eval fid` and `speed`. Numbers from samples are
 shown as value ± half the width of their 95% interval; CSV and JSON carry the interval's ends.
+
+With `paper=` tables (sgbench.results.paper, `compare --reference paper`), the paper's reported rows
+follow the leaderboard as a block of their own, labelled as the paper's and never ranked, tiered or
+put on a Pareto front with measured runs; each row names its table, backbone, epochs and protocol.
+JSON carries them as the list `paper`, CSV as rows with status `paper`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 
 from sgbench.errors import SgbenchError
 from sgbench.results.leaderboard import Leaderboard, Row
+from sgbench.results.paper import PaperRow, PaperTable
 from sgbench.results.records import COLUMNS, COST_COLUMNS
 
 FORMATS = ("table", "markdown", "csv", "json")
@@ -87,28 +93,39 @@ def _flat(board: Leaderboard) -> list[dict]:
     return out
 
 
-def render(board: Leaderboard, fmt: str = "table") -> str:
-    """The leaderboard as text in one of FORMATS."""
+def render(board: Leaderboard, fmt: str = "table", *, paper: list[PaperTable] | None = None) -> str:
+    """The leaderboard as text in one of FORMATS, followed by the paper's tables when given."""
     check_format(fmt)
     notes = NOTES.format(fd=board.fd_header, sort=board.header(board.sort))
+    paper = paper or []
     if fmt == "json":
-        return json.dumps({
+        body = {
             "extractor": board.extractor, "reference": board.reference, "sort": board.sort, "notes": notes,
             "columns": {k: {"header": board.header(k), "better": {-1: "lower", 1: "higher"}[COLUMNS[k].better],
                             "help": COLUMNS[k].help} for k in board.columns},
             "rows": _flat(board),
             "problems": [{"path": str(p.path), "status": p.status, "reason": p.reason, "key": p.key} for p in board.problems],
-        }, indent=2) + "\n"
+        }
+        if paper:
+            body["paper"] = [_paper_record(t, r) for t in paper for r in t.rows]
+        return json.dumps(body, indent=2) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         names = (["status", "backbone", "config", "n", "tier", "pareto"]
                  + [x for k in board.columns for x in (k, f"{k}_lo", f"{k}_hi", f"{k}_std")] + ["key", "runs", "reason"])
+        if paper:
+            names += [k for k in _paper_csv_columns(paper) if k not in names] + ["table", "method", "epochs", "sparsity", "settings", "protocol"]
         w = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for d in _flat(board):
             w.writerow({**d, "runs": ";".join(d["runs"])})
         for p in board.problems:
             w.writerow({"status": p.status, "key": p.key or "", "runs": str(p.path), "reason": p.reason})
+        for t in paper:
+            for r in t.rows:
+                w.writerow({"status": "paper", "backbone": r.backbone or "", "config": r.label, "table": r.table, "method": r.method or "",
+                            "epochs": r.epochs or "", "sparsity": r.sparsity or "", "settings": _settings(r), "protocol": r.protocol,
+                            **{PAPER_TO_COLUMN.get(k, k): v for k, v in r.metrics.items()}})
         return buf.getvalue()
     headers = ["", "tier", "backbone", "method", "n"] + [board.header(k) for k in board.columns]
     cells = [["*" if r.pareto else "", str(r.tier or "-"), r.backbone, r.label, str(r.n)] + [_pm(r, k) for k in board.columns]
@@ -120,9 +137,62 @@ def render(board: Leaderboard, fmt: str = "table") -> str:
         lines += ["", notes]
         if board.problems:
             lines += ["", "Not in the table:", ""] + [f"- `{p.path}`: {p.status}, {p.reason}" for p in board.problems]
+        if paper:
+            headers, cells = _paper_cells(paper)
+            lines += ["", f"**{PAPER_TITLE}**", "", "| " + " | ".join(headers) + " |",
+                      "|" + "|".join(":--" if i < PAPER_LEFT else "--:" for i in range(len(headers))) + "|"]
+            lines += ["| " + " | ".join(c) + " |" for c in cells]
+            lines += [""] + [f"- Table {t.number}: {t.protocol}" for t in paper]
         return "\n".join(lines) + "\n"
     text = rich_text(table(_title(board), headers, cells, caption=notes, left=4))
-    return text + "".join(f"{p.status} {p.path}: {p.reason}\n" for p in board.problems)
+    text += "".join(f"{p.status} {p.path}: {p.reason}\n" for p in board.problems)
+    if paper:
+        headers, cells = _paper_cells(paper)
+        caption = "\n".join(f"Table {t.number}: {t.protocol}" for t in paper)
+        text += "\n" + rich_text(table(PAPER_TITLE, headers, cells, caption=caption, left=PAPER_LEFT))
+    return text
+
+
+# ----------------------------------------------------------------------------------------------------
+# The paper's reference block
+
+PAPER_TITLE = ("Reference: the paper's reported numbers (Krause et al. 2026), copied from its tables; "
+               "not measured here and not ranked with the runs above")
+PAPER_LEFT = 6  # source, row, backbone, sparsity, epochs, settings: text; then the metrics
+PAPER_TO_COLUMN = {"fid": "fd", "gflops": "gflops_step", "delta_gflops": "delta_gflops_step"}  # the same quantity in our columns
+
+
+def _settings(row: PaperRow) -> str:
+    """The guidance settings the paper states: 'gs=0.5 gw=0.9', the guide (a description) last."""
+    items = sorted(row.guidance.items(), key=lambda kv: kv[0] == "guide")
+    return " ".join(f"guide: {v}" if k == "guide" else f"{k}={_show(v)}" for k, v in items)
+
+
+def _paper_record(t: PaperTable, r: PaperRow) -> dict:
+    return {"source": "paper", "table": t.number, "label": r.label, "method": r.method, "ours": r.ours, "backbone": r.backbone,
+            "sparsity": r.sparsity, "epochs": r.epochs, "guidance": r.guidance, "note": r.note, "protocol": t.protocol,
+            "metrics": r.metrics, "columns": {c.key: {"label": c.label, "better": c.better} for c in t.columns}}
+
+
+def _paper_csv_columns(tables: list[PaperTable]) -> list[str]:
+    return list(dict.fromkeys(PAPER_TO_COLUMN.get(c.key, c.key) for t in tables for c in t.columns))
+
+
+def _paper_cells(tables: list[PaperTable]) -> tuple[list[str], list[list[str]]]:
+    """Headers and rows of the block: the union of the tables' columns, each value with its table's decimals."""
+    labels: dict[str, str] = {}
+    for c in (c for t in tables for c in t.columns):
+        labels.setdefault(c.key, c.label)
+    headers = ["source", "row (as printed)", "backbone", "sparsity", "epochs", "settings"] + list(labels.values())
+    rows = []
+    for t in tables:
+        decimals = {c.key: c.decimals for c in t.columns}
+        for r in t.rows:
+            values = [f"{r.metrics[k]:.{decimals[k]}f}" if r.metrics.get(k) is not None else ("—" if k in r.metrics else "")
+                      for k in labels]
+            rows.append([f"paper T{t.number}", r.label, r.backbone or "-", r.sparsity or "-", str(r.epochs or "-"),
+                         _settings(r) or "-", *values])
+    return headers, rows
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Import other code's checkpoints into sgbench's SiT: `import_checkpoint(kind, src, dst)`.
 
     sgbench import tread  latest.pt   tread-xl2.safetensors --route 2:24:0.5
-    sgbench import sit    SiT-XL-2-256.pt sit-xl2.safetensors
+    sgbench import sit    SiT-XL-2-256.pt sit-xl2.safetensors --vae data/sd-vae-ft-ema
     sgbench import maskdit imagenet256-guidance.pt maskdit-xl2.safetensors
 
 One file per codebase (tread.py, sit.py, maskdit.py, dit.py) says what it converts and why; `KINDS`
@@ -21,6 +21,7 @@ from sgbench.models.importers import dit, maskdit, sit, tread
 from sgbench.files import sha256_file
 from sgbench.models.importers.common import read_state_dict
 from sgbench.models.sit import ModelConfig, Route, SiT
+from sgbench.vae import vae_identity
 
 KINDS = {  # name -> the module that converts it (its docstring is the kind's help; dit's says why it is refused)
     "tread": tread,
@@ -38,6 +39,7 @@ def import_checkpoint(
     routes: Sequence[Route] = (),        # TREAD's routes (not stored in its checkpoints); tread only
     num_heads: int | None = None,        # attention heads; None: DiT's table by width (S 6, B 12, L/XL/H 16)
     decoder_heads: int | None = None,    # MaskDiT decoder heads; None: 16, as MaskDiT hard-codes
+    vae: str | Path | None = None,       # the VAE that decodes the model's latents, recorded for `sgbench sample`
     trust_pickle: bool = False,          # allow arbitrary objects in a .pt pickle (runs code!)
 ) -> SiT:
     """Convert the checkpoint `src` written by another codebase into an sgbench model file `dst`.
@@ -47,7 +49,7 @@ def import_checkpoint(
     but tensors and plain containers; --trust-pickle lifts that, for files whose source you trust.
     A training checkpoint's EMA weights are used when it has them. The result is a safetensors file
     with our config (routes, preconditioning, time scale) and the source's name and sha256 in its
-    metadata; returns the model (float32, eval mode).
+    metadata, and the VAE's identity when `vae` is given; returns the model (float32, eval mode).
     """
     if kind not in KINDS:
         raise SgbenchError(f"Expected an import kind in {', '.join(KINDS)} but got '{kind}'")
@@ -57,6 +59,7 @@ def import_checkpoint(
         raise SgbenchError(f"decoder_heads is for MaskDiT checkpoints only, not for kind '{kind}'")
     if kind == "dit":
         raise SgbenchError(dit.REASON)
+    decoder = vae_identity(vae) if vae is not None else None  # a missing VAE fails before the checkpoint is read
     state, entry = read_state_dict(src, trust_pickle=trust_pickle)
     state = {k.removeprefix("module."): v for k, v in state.items()}  # DDP-wrapped saves
     if kind == "tread":
@@ -65,8 +68,12 @@ def import_checkpoint(
         config, ours = maskdit.convert(state, num_heads=num_heads, decoder_heads=decoder_heads)
     else:
         config, ours = sit.convert(state, num_heads=num_heads)
+    if decoder is not None and config.in_channels in (1, 3):
+        raise SgbenchError(f"--vae is for latent models, but {src} takes {config.in_channels}-channel pixels: drop --vae")
     model = _build(config, ours, src)
     extra = {"imported_from": kind, "source": Path(src).name, "source_sha256": sha256_file(src), "source_entry": entry}
+    if decoder is not None:
+        extra["vae"] = decoder
     save_model(model, dst, extra=extra)
     return model
 
