@@ -9,12 +9,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, RELATIONS, TASKS, describe, render_metadata, training_scene
 from sgbench.errors import SgbenchError
-from sgbench.geneval.detect import DEFAULT_WEIGHTS, Detection, find_parts, fit_color, read_training_record
+from sgbench.geneval.detect import (
+    CROP, DEFAULT_WEIGHTS, SHIFTS, Detection, ObjectClassifier, classify, find_parts, fit_color,
+    load_object_classifier, read_training_record,
+)
 from sgbench.geneval.evaluate import evaluate_geneval, render_ground_truth, validate_geneval, validation_table
 from sgbench.geneval.files import export_geneval_layout, ingest_geneval_results, write_results_jsonl
 from sgbench.geneval.prompts import (
@@ -23,6 +28,7 @@ from sgbench.geneval.prompts import (
 from sgbench.geneval.rules import (
     MAX_OBJECTS, correct_by_task, image_result, judge, keep_detections, relative_position, summarize,
 )
+from sgbench.geneval.train_classifier import FIT_PER_CLASS, SOURCES, fit_temperature
 
 
 def det(name, score=0.99, box=(0, 0, 10, 10), color="red") -> Detection:
@@ -245,7 +251,60 @@ def test_parts_survive_an_off_grey_background_and_grain():
 def test_shipped_classifier_record():
     record = read_training_record(DEFAULT_WEIGHTS)
     assert record["train_split"] == "train" and record["test_split"] == "test" and record["dtype"] == "float16"
-    assert record["test"]["accuracy"] >= 0.95
+    assert record["members"] == len(load_object_classifier().members) == 3
+    assert float(load_object_classifier().temperature) == pytest.approx(record["temperature"], rel=1e-3)
+    assert record["val"]["accuracy"] >= 0.97 and record["test"]["accuracy"] >= 0.97
+
+
+def test_classifier_sources_keep_validation_and_test_silhouettes_apart():
+    (fit_split, fit), (val_split, val), (test_split, _) = SOURCES["fit"], SOURCES["val"], SOURCES["test"]
+    assert fit_split == val_split == "train" and test_split == "test"
+    assert set(fit).isdisjoint(val) and len(fit) == FIT_PER_CLASS and len(fit) + len(val) == 900
+
+
+def _crops(n, seed=0):
+    x = np.zeros((n, CROP, CROP), np.float32)
+    x[:, 2:-2, 2:-2] = np.random.default_rng(seed).random((n, CROP - 4, CROP - 4))
+    return x
+
+
+def test_score_is_the_same_for_a_mirrored_crop():
+    torch.manual_seed(0)
+    classifier = ObjectClassifier(2).eval()
+    assert {(dy, -dx) for dy, dx in SHIFTS} == set(SHIFTS)  # the views of a mirrored crop are its own views
+    crops = _crops(8)
+    np.testing.assert_allclose(classify(classifier, crops), classify(classifier, crops[:, :, ::-1]), atol=1e-5)
+
+
+def test_score_is_the_softmax_of_the_averaged_logits_over_the_temperature():
+    torch.manual_seed(0)
+    classifier = ObjectClassifier(2).eval()
+    classifier.temperature.fill_(0.7)
+    crops = _crops(4)
+    with torch.no_grad():
+        x = torch.from_numpy(crops)[:, None]
+        views = [torch.roll(x, shift, dims=(-2, -1)) for shift in SHIFTS]
+        views += [v.flip(-1) for v in views]
+        mean = torch.stack([net(v) for net in classifier.members for v in views]).mean(0)
+    np.testing.assert_allclose(classify(classifier, crops, calibrated=False), mean.numpy(), atol=1e-5)
+    np.testing.assert_allclose(classify(classifier, crops), (mean / 0.7).softmax(-1).numpy(), atol=1e-6)
+
+
+def test_fitted_temperature_is_the_one_the_labels_were_drawn_with():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, (20000, 10))
+    for temperature in (0.5, 2.0):
+        probs = torch.from_numpy(logits / temperature).softmax(-1).numpy()
+        labels = np.array([rng.choice(10, p=p) for p in probs])
+        assert fit_temperature(logits, labels) == pytest.approx(temperature, rel=0.05)
+
+
+def test_load_object_classifier_refuses_missing_and_foreign_files(tmp_path):
+    with pytest.raises(SgbenchError, match="classifier at .* but the file is missing"):
+        load_object_classifier(tmp_path / "missing.safetensors")
+    save_file({"members.0.head.weight": torch.zeros(3, 3)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(SgbenchError, match="Expected ObjectClassifier weights in .* but they do not fit"):
+        load_object_classifier(tmp_path / "other.safetensors")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -269,10 +328,11 @@ def test_ground_truth_scores_high_and_shuffled_prompts_low():
     reports = validate_geneval()
     truth, shuffled = reports["ground_truth"], reports["shuffled"]
     print("\n" + validation_table(reports))
-    # counting is the exception: its 0.9 score bar drops 5-6% of correctly classified test silhouettes,
-    # and an image of n animals needs all n (0.825 measured; see sgbench/data/geneval_animal/README.md)
+    # counting is the exception: its 0.9 score bar drops the 3% of correctly classified test silhouettes
+    # the classifier is unsure of, and an image of n animals needs all n (0.908 measured with seed 0,
+    # 0.817 with seed 1; see sgbench/data/geneval_animal/README.md)
     assert all(truth.task_scores[t] >= 0.95 for t in TASKS if t != "counting"), truth.task_scores
-    assert truth.task_scores["counting"] >= 0.75, truth.task_scores
+    assert truth.task_scores["counting"] >= 0.85, truth.task_scores
     assert all(shuffled.task_scores[t] <= min(0.15, truth.task_scores[t] - 0.5) for t in TASKS), shuffled.task_scores
 
 

@@ -14,10 +14,11 @@ GenEval detects with Mask2Former and names colours with CLIP; on a flat grey can
    interior then name the same colour; a nearest-colour rule in any space cannot do that (half-alpha
    red on grey is nearer brown than red in CIELAB: the first version, which named the mean of each
    part's most saturated pixels in CIELAB, called small red and orange objects brown).
-4. Class and score: ObjectNet, a small CNN, on the part's alpha map (each pixel's position along its
-   colour's segment, so the tint drops out), centred and scaled to CROP x CROP;
-   score = softmax probability of the top class, averaged with the mirror image's (scenes mirror
-   silhouettes at random). Weights: sgbench/assets/scene_object_classifier.safetensors, trained by
+4. Class and score: ObjectClassifier, three small CNNs (ObjectNet), on the part's alpha map (each
+   pixel's position along its colour's segment, so the tint drops out), centred and scaled to CROP x
+   CROP; score = the top class's probability, the softmax of the members' logits averaged over ten
+   views (1 px shifts and mirrors) and divided by a temperature fitted on held-out silhouettes.
+   Weights: sgbench/assets/scene_object_classifier.safetensors, trained by
    sgbench.geneval.train_classifier on `train` silhouettes, held-out accuracy on `test` in its record.
 """
 
@@ -45,6 +46,7 @@ FOREGROUND_DISTANCE = 24.0  # RGB distance from the background above which a pix
 MIN_AREA = 6  # px; smaller parts are specks
 CROP = 24  # classifier input side; the object's longest side is scaled to CROP - 2 * CROP_BORDER
 CROP_BORDER = 2
+SHIFTS = ((0, 0), (0, 1), (0, -1), (1, 0), (-1, 0))  # (rows, columns) px: the classifier's views of a crop
 
 
 @dataclass(frozen=True)
@@ -143,18 +145,42 @@ class ObjectNet(nn.Module):
         return self.head(self.body(x * 2.0 - 1.0))
 
 
+class ObjectClassifier(nn.Module):
+    """The score: an ensemble of ObjectNets over views of the crop, calibrated.
+
+    Logits are averaged over the members and over ten views (the crop shifted by SHIFTS, where a part's
+    centring is arbitrary to a pixel, each also mirrored, as scenes mirror silhouettes at random),
+    then divided by a temperature fitted on silhouettes none of the members saw; the softmax of the
+    result is a calibrated class probability (sgbench.geneval.train_classifier).
+    """
+
+    def __init__(self, members: int = 3):
+        super().__init__()
+        self.members = nn.ModuleList(ObjectNet() for _ in range(members))
+        self.register_buffer("temperature", torch.ones(()))
+
+    def forward(self, x: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """x: float (B, 1, CROP, CROP), alpha in [0, 1] -> logits (B, 10), over the temperature if calibrated."""
+        views = [torch.roll(x, shift, dims=(-2, -1)) for shift in SHIFTS]   # the border keeps the part whole
+        views += [view.flip(-1) for view in views]
+        logits = torch.stack([net(view) for net in self.members for view in views]).mean(0)
+        return logits / self.temperature if calibrated else logits
+
+
 @torch.no_grad()
-def classify(net: ObjectNet, crops: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """crops float32 (B, CROP, CROP) -> class probabilities (B, 10), averaged over the crop and its mirror."""
-    probs = [np.zeros((0, len(CLASS_NAMES)), np.float32)]
+def classify(classifier: ObjectClassifier, crops: np.ndarray, *, calibrated: bool = True,
+             batch_size: int = 1024) -> np.ndarray:
+    """crops float32 (B, CROP, CROP) -> class probabilities (B, 10) (uncalibrated: logits (B, 10))."""
+    out = [np.zeros((0, len(CLASS_NAMES)), np.float32)]
     for start in range(0, len(crops), batch_size):
         x = torch.from_numpy(np.ascontiguousarray(crops[start : start + batch_size], np.float32))[:, None]
-        probs.append(((net(x).softmax(-1) + net(x.flip(-1)).softmax(-1)) / 2).numpy())
-    return np.concatenate(probs)
+        logits = classifier(x, calibrated)
+        out.append((logits.softmax(-1) if calibrated else logits).numpy())
+    return np.concatenate(out)
 
 
-def load_object_net(path: str | Path = DEFAULT_WEIGHTS) -> ObjectNet:
-    """The shipped (or given) ObjectNet weights, float32, in eval mode."""
+def load_object_classifier(path: str | Path = DEFAULT_WEIGHTS) -> ObjectClassifier:
+    """The shipped (or given) classifier, float32, in eval mode."""
     path = Path(path)
     if not path.is_file():
         raise SgbenchError(
@@ -165,12 +191,13 @@ def load_object_net(path: str | Path = DEFAULT_WEIGHTS) -> ObjectNet:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise SgbenchError(f"Expected a safetensors file at {path} but it could not be read: {e}") from None
-    net = ObjectNet()
+    members = len({key.split(".")[1] for key in state if key.startswith("members.")})
+    classifier = ObjectClassifier(members)
     try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        classifier.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except RuntimeError as e:
-        raise SgbenchError(f"Expected ObjectNet weights in {path} but they do not fit: {e}") from None
-    return net.eval()
+        raise SgbenchError(f"Expected ObjectClassifier weights in {path} but they do not fit: {e}") from None
+    return classifier.eval()
 
 
 def read_training_record(path: str | Path = DEFAULT_WEIGHTS) -> dict:
@@ -182,14 +209,14 @@ def read_training_record(path: str | Path = DEFAULT_WEIGHTS) -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Detection
 
-def detect(images: np.ndarray, net: ObjectNet) -> list[list[Detection]]:
+def detect(images: np.ndarray, classifier: ObjectClassifier) -> list[list[Detection]]:
     """images uint8 (N, H, W, 3) -> for each image its detections (one per part, any order)."""
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise SgbenchError(f"Expected images uint8 (N, H, W, 3) but got {images.dtype} {tuple(images.shape)}")
     parts = [find_parts(image) for image in images]
     crops = [crop_input(p.alpha) for ps in parts for p in ps]
-    probs = classify(net, np.stack(crops) if crops else np.zeros((0, CROP, CROP), np.float32))
+    probs = classify(classifier, np.stack(crops) if crops else np.zeros((0, CROP, CROP), np.float32))
     detections, k = [], 0
     for ps in parts:
         found = []

@@ -15,7 +15,7 @@ import numpy as np
 
 from sgbench.data.scenes import TASKS, render_metadata
 from sgbench.errors import SgbenchError
-from sgbench.geneval.detect import ObjectNet, detect, load_object_net
+from sgbench.geneval.detect import Detection, ObjectClassifier, detect, load_object_classifier
 from sgbench.geneval.prompts import load_prompts
 from sgbench.geneval.rules import GenevalReport, image_result, summarize
 from sgbench.seeding import derive_seed
@@ -25,7 +25,7 @@ def evaluate_geneval(
     images: np.ndarray,                          # uint8 (N, H, W, 3)
     metadata: Sequence[dict],                    # N GenEval metadata entries, image i's prompt
     *,
-    net: ObjectNet | None = None,                # None: the shipped scene object classifier
+    classifier: ObjectClassifier | None = None,  # None: the shipped scene object classifier
     filenames: Sequence[str] | None = None,      # results' `filename`; None: the image index
 ) -> GenevalReport:
     """Judge each image against its prompt: (results.jsonl lines, per-task scores, overall)."""
@@ -35,8 +35,14 @@ def evaluate_geneval(
         )
     if filenames is not None and len(filenames) != len(images):
         raise SgbenchError(f"Expected one filename per image but got {len(filenames)} for {len(images)} images")
-    detections = detect(images, net or load_object_net())
-    names = filenames if filenames is not None else [str(i) for i in range(len(images))]
+    return judge_detections(detect(images, classifier or load_object_classifier()), metadata, filenames)
+
+
+def judge_detections(
+    detections: Sequence[Sequence[Detection]], metadata: Sequence[dict], filenames: Sequence[str] | None = None
+) -> GenevalReport:
+    """GenEval's rules over each image's detections and prompt (one prompt per image)."""
+    names = filenames if filenames is not None else [str(i) for i in range(len(detections))]
     return summarize([image_result(d, m, f) for d, m, f in zip(detections, metadata, names)])
 
 
@@ -66,20 +72,20 @@ def validate_geneval(
     canvas: int = 48,
     sprite: int = 16,
     split: str = "test",                         # silhouettes of the ground truth ("train": what a model
-    net: ObjectNet | None = None,                # that reproduced its training silhouettes would draw)
+    classifier: ObjectClassifier | None = None,  # that reproduced its training silhouettes would draw)
 ) -> dict[str, GenevalReport]:
     """Score ground-truth scenes of every embedded prompt, then the same images against shuffled prompts.
 
     Returns {"ground_truth": report, "shuffled": report}; a sound evaluator gives ground truth near 1
     on every task and shuffled prompts far less.
     """
-    net = net or load_object_net()
+    classifier = classifier or load_object_classifier()
     images, metadata = render_ground_truth(
         load_prompts(), images_per_prompt=images_per_prompt, seed=seed, canvas=canvas, sprite=sprite, split=split
     )
     shuffled = [metadata[i] for i in np.random.default_rng(seed).permutation(len(metadata))]
-    return {"ground_truth": evaluate_geneval(images, metadata, net=net),
-            "shuffled": evaluate_geneval(images, shuffled, net=net)}
+    detections = detect(images, classifier)  # once: both judgements see the same images
+    return {"ground_truth": judge_detections(detections, metadata), "shuffled": judge_detections(detections, shuffled)}
 
 
 def validation_table(reports: dict[str, GenevalReport]) -> str:
