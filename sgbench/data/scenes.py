@@ -1,0 +1,497 @@
+"""Animal scenes: the embedded text-to-image dataset, 1 to 4 coloured Animal-MNIST silhouettes per image.
+
+A scene is drawn, never stored: `training_scene(seed, index)` is a pure function of its arguments
+(sample index -> scene, whatever the batch), `render_metadata(entry, seed)` draws a scene that
+satisfies one GenEval prompt (its ground truth). Each object is one Animal-MNIST silhouette (the
+`train` split's 9,000 for training scenes, the `test` split's 1,000 for evaluation renders), cropped
+to its bounding box, resized so its longest side is `sprite` +- sprite/8 px, randomly mirrored, and
+tinted with one of GenEval's ten colours on a uniform grey canvas; the silhouette's intensity is the
+alpha of the tint. Objects keep a gap of at least GAP px between bounding boxes (so connected
+components of non-background pixels separate them), and an asked relation holds under GenEval's
+position rule with a margin (docs/design.md, "GenEval").
+
+Defaults, and why: a 48x48 canvas tiles with patch 2, 4, 8 and 16 (144 tokens at patch 4, enough for
+routing to keep a meaningful subset) and holds four 18 px objects in its quadrants with room to
+move; a 16 px sprite (14-18 px) keeps the 28 px silhouettes recognisable (the scene classifier's
+held-out accuracy is in sgbench/assets/README.md) while leaving space for two objects side by side
+with a clear relation. Both are parameters: any canvas and sprite with
+sprite + sprite/8 <= canvas/2 - 3 (four objects fit the quadrants) work.
+
+Captions follow GenEval's phrasing (prompts/create_prompts.py of djghosh13/geneval): "a photo of a
+bear", "a photo of a bear and a cat", "a photo of three cats", "a photo of a red bear", "a photo of
+a bear left of a cat", "a photo of a red bear and a blue cat", with GenEval's articles ("an
+elephant", "an orange cat"), number words and plurals (name + "s", or + "es" after an s: so "sheeps",
+as GenEval writes it). Half the captions drop "a photo of", some say "one" for a single object, and a
+seventh family mixes counts and colours ("two red cats and a bear"): the concepts stay learnable
+when GenEval's exact strings are held out (`held_out`). Every object in a scene is named by its
+caption; an object whose colour the caption does not name gets a random one; a count is exact.
+
+Metadata follows GenEval's schema (prompts/evaluation_metadata.jsonl): {tag, include: [{class,
+count, color?, position?: [relation, index of the include it refers to]}], exclude: [{class,
+count}]?, prompt}; exclude {class, n + 1} for every group of n >= 2, as GenEval's counting prompts
+have. `tag` is the GenEval task whose generator makes that structure, or "mixed".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from sgbench.data.animal import CLASS_NAMES, load_animal_mnist
+from sgbench.errors import SgbenchError
+
+# ---------------------------------------------------------------------------------------------------
+# GenEval's words (djghosh13/geneval prompts/create_prompts.py), in its order.
+
+COLORS: dict[str, tuple[int, int, int]] = {  # GenEval's ten colours; each far from BACKGROUND and from each other
+    "red": (220, 20, 30),
+    "orange": (255, 140, 0),
+    "yellow": (250, 230, 20),
+    "green": (20, 170, 40),
+    "blue": (30, 70, 230),
+    "purple": (140, 40, 200),
+    "pink": (255, 130, 200),
+    "brown": (120, 60, 10),
+    "black": (0, 0, 0),
+    "white": (255, 255, 255),
+}
+BACKGROUND: tuple[int, int, int] = (128, 128, 128)
+RELATIONS = ("left of", "right of", "above", "below")
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+MIN_COUNT, MAX_COUNT = 2, 4  # GenEval's counting range; at most MAX_COUNT objects in any scene
+MAX_OBJECTS = 4
+
+
+def with_article(word: str) -> str:
+    """GenEval's article rule: "an" before a vowel letter."""
+    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
+
+
+def plural(name: str) -> str:
+    """GenEval's plural rule: "es" after a final s, else "s" (so "sheeps")."""
+    return f"{name}es" if name.endswith("s") else f"{name}s"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scenes
+
+MERGE_RADIUS = 1  # one object = the pixels connected after dilating by this many px (pieces of a silhouette
+#                  that downsampling detached, a leg or a wing, stay one object; farther pieces are dropped)
+GAP = 2 * MERGE_RADIUS + 1  # px of background between any two objects' boxes: dilated objects never touch
+EDGE = 1  # px of background between an object and the canvas border
+ALPHA_CUTOFF = 0.3  # silhouette intensities below this become background, so every drawn pixel stands out
+RELATION_MARGIN = 0.15  # an asked relation holds with |d| >= 0.5 + margin on its axis ...
+CROSS_LIMIT = 0.35  # ... and |d| <= this on the other axis, so that it is the only relation that holds
+POSITION_THRESHOLD = 0.1  # GenEval's box-size shrink (evaluation/evaluate_images.py)
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One drawn object: its class, colour name and box (x1, y1, x2, y2) in pixels, x2/y2 exclusive."""
+
+    class_name: str
+    color: str
+    box: tuple[int, int, int, int]
+
+
+@dataclass
+class Scene:
+    """image uint8 (H, W, 3); caption; GenEval-schema metadata; the objects drawn (ground truth)."""
+
+    image: np.ndarray
+    caption: str
+    metadata: dict
+    objects: list[SceneObject]
+
+
+def _check_sizes(canvas: int, sprite: int) -> None:
+    if not 8 <= sprite <= canvas // 2 - GAP - _jitter(sprite):
+        raise SgbenchError(
+            f"Expected 8 <= sprite <= canvas/2 - {GAP} - sprite/8 (four objects must fit the canvas quadrants) "
+            f"but got canvas {canvas}, sprite {sprite}"
+        )
+
+
+def _jitter(sprite: int) -> int:
+    return max(1, round(sprite / 8))
+
+
+@lru_cache(maxsize=2)
+def _crops(split: str) -> tuple[list[np.ndarray], ...]:
+    """Per class: the split's silhouettes (uint8) cropped to their bounding box at ALPHA_CUTOFF."""
+    images, labels = load_animal_mnist(split)
+    crops: tuple[list[np.ndarray], ...] = tuple([] for _ in CLASS_NAMES)
+    for image, label in zip(images[..., 0], labels):
+        rows, cols = np.nonzero(image >= ALPHA_CUTOFF * 255)
+        crops[label].append(np.ascontiguousarray(image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]))
+    return crops
+
+
+_BACKGROUND = np.asarray(BACKGROUND, np.float32)
+_TINTS = {name: np.asarray(rgb, np.float32) - _BACKGROUND for name, rgb in COLORS.items()}
+_SPRITES: dict[tuple[str, int, int, int], np.ndarray] = {}  # per sprite size: <= 2 x 10,000 x (2 jitter + 1) small arrays
+
+
+def _sprite(split: str, class_id: int, which: int, longest: int) -> np.ndarray:
+    """Alpha float32 (h, w) in [0, 1], longest side `longest` (minus trimmed faint rows), one object; cached.
+
+    Resized with antialiasing, intensities below ALPHA_CUTOFF zeroed, pieces farther than GAP - 1 px
+    from the main body dropped (connected_parts), trimmed to the nonzero box.
+    """
+    key = (split, class_id, which, longest)
+    alpha = _SPRITES.get(key)
+    if alpha is None:
+        crop = _crops(split)[class_id][which]
+        h, w = crop.shape
+        scale = longest / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        resized = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.BILINEAR), np.float32) / 255.0
+        resized[resized < ALPHA_CUTOFF] = 0.0
+        resized[~_main_part(resized > 0)] = 0.0
+        rows, cols = np.nonzero(resized)
+        alpha = np.ascontiguousarray(resized[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1])
+        _SPRITES[key] = alpha
+    return alpha
+
+
+def dilate(mask: np.ndarray) -> np.ndarray:
+    """mask (H, W) bool dilated by MERGE_RADIUS px (a square neighbourhood)."""
+    return ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=MERGE_RADIUS)
+
+
+def connected_parts(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Objects of a foreground mask (H, W) bool: labels int (H, W) (0 outside the mask) and their number.
+
+    Pixels belong to one object when they connect (8-neighbours) after dilation by MERGE_RADIUS.
+    """
+    labels, n = ndimage.label(dilate(mask), np.ones((3, 3), bool))
+    return np.where(mask, labels, 0), n
+
+
+def _main_part(mask: np.ndarray) -> np.ndarray:
+    labels, n = connected_parts(mask)
+    if n == 1:
+        return mask
+    return labels == np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]) + 1
+
+
+def relation_components(box_a, box_b) -> tuple[float, float]:
+    """GenEval's normalised offset (dx, dy) of box A from box B (evaluation/evaluate_images.py).
+
+    offset = centre_a - centre_b; each axis shrunk towards 0 by 0.1 x (size_a + size_b) and clamped
+    at 0 (sign kept); divided by |offset|. dx < -0.5: A left of B, dx > 0.5: right of; dy < -0.5:
+    above, dy > 0.5: below (image rows grow downwards). (0, 0) when the shrunk offset vanishes.
+    """
+    ax1, ay1, ax2, ay2 = box_a[:4]
+    bx1, by1, bx2, by2 = box_b[:4]
+    ox, oy = (ax1 + ax2 - bx1 - bx2) / 2, (ay1 + ay2 - by1 - by2) / 2
+    rx = math.copysign(max(abs(ox) - POSITION_THRESHOLD * ((ax2 - ax1) + (bx2 - bx1)), 0.0), ox)
+    ry = math.copysign(max(abs(oy) - POSITION_THRESHOLD * ((ay2 - ay1) + (by2 - by1)), 0.0), oy)
+    if abs(rx) < 1e-3 and abs(ry) < 1e-3:
+        return 0.0, 0.0
+    norm = math.hypot(ox, oy)
+    return rx / norm, ry / norm
+
+
+def _clearly(relation: str, box_a, box_b) -> bool:
+    """A holds `relation` to B under GenEval's rule with a margin, and no relation on the other axis."""
+    dx, dy = relation_components(box_a, box_b)
+    along, across = (dx, dy) if relation in ("left of", "right of") else (dy, dx)
+    sign = -1.0 if relation in ("left of", "above") else 1.0
+    return sign * along >= 0.5 + RELATION_MARGIN and abs(across) <= CROSS_LIMIT
+
+
+def _apart(box, boxes) -> bool:
+    x1, y1, x2, y2 = box
+    return all(x1 >= b[2] + GAP or b[0] >= x2 + GAP or y1 >= b[3] + GAP or b[1] >= y2 + GAP for b in boxes)
+
+
+def _corner_ranges(i: int, shapes, constraints, boxes, canvas: int) -> tuple[int, int, int, int]:
+    """Inclusive ranges (x_lo, x_hi, y_lo, y_hi) of object i's top-left corner: inside the canvas, on the
+    asked side of its placed targets, and leaving room on the far side for later objects that refer to it."""
+    h, w = shapes[i]
+    x_lo, x_hi, y_lo, y_hi = EDGE, canvas - EDGE - w, EDGE, canvas - EDGE - h
+    for relation, j in constraints[i]:
+        bx1, by1, bx2, by2 = boxes[j]
+        if relation == "left of":
+            x_hi = min(x_hi, bx1 - GAP - w)
+        elif relation == "right of":
+            x_lo = max(x_lo, bx2 + GAP)
+        elif relation == "above":
+            y_hi = min(y_hi, by1 - GAP - h)
+        else:
+            y_lo = max(y_lo, by2 + GAP)
+    for k in range(i + 1, len(shapes)):
+        hk, wk = shapes[k]
+        for relation, j in constraints[k]:
+            if j != i:
+                continue
+            if relation == "left of":
+                x_lo = max(x_lo, EDGE + wk + GAP)
+            elif relation == "right of":
+                x_hi = min(x_hi, canvas - EDGE - wk - GAP - w)
+            elif relation == "above":
+                y_lo = max(y_lo, EDGE + hk + GAP)
+            else:
+                y_hi = min(y_hi, canvas - EDGE - hk - GAP - h)
+    return x_lo, x_hi, y_lo, y_hi
+
+
+def _place(rng: random.Random, shapes, constraints, canvas: int) -> list[tuple[int, int, int, int]]:
+    """Boxes for objects of `shapes` [(h, w)], apart by GAP, each satisfying constraints[i] = [(relation, j)].
+
+    Rejection sampling of corners, uniform within _corner_ranges (restarted when stuck); after 20
+    restarts, objects in no relation go one per canvas quadrant (four always fit, see _check_sizes).
+    """
+    related = {i for i, c in enumerate(constraints) if c} | {j for c in constraints for _, j in c}
+    for attempt in range(40):
+        quadrants = rng.sample(range(4), len(shapes)) if attempt >= 20 else None
+        boxes: list[tuple[int, int, int, int]] = []
+        for i, (h, w) in enumerate(shapes):
+            if quadrants is None or i in related:
+                x_lo, x_hi, y_lo, y_hi = _corner_ranges(i, shapes, constraints, boxes, canvas)
+            else:  # GAP - GAP // 2 px of room before an object and GAP // 2 after it in its quadrant
+                half = canvas // 2
+                x_lo = (quadrants[i] % 2) * half + GAP - GAP // 2
+                y_lo = (quadrants[i] // 2) * half + GAP - GAP // 2
+                x_hi, y_hi = x_lo + half - GAP - w, y_lo + half - GAP - h
+            if x_lo > x_hi or y_lo > y_hi:
+                break
+            for _ in range(30):  # int(random() * n) is randrange(n), several times faster
+                x = x_lo + int(rng.random() * (x_hi - x_lo + 1))
+                y = y_lo + int(rng.random() * (y_hi - y_lo + 1))
+                box = (x, y, x + w, y + h)
+                if _apart(box, boxes) and all(_clearly(rel, box, boxes[j]) for rel, j in constraints[i]):
+                    boxes.append(box)
+                    break
+            else:
+                break
+        if len(boxes) == len(shapes):
+            return boxes
+    raise AssertionError(f"no placement found for {len(shapes)} objects on a {canvas} px canvas")
+
+
+def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, split: str):
+    """Objects for groups [(class, count, colour or None)], positions[g] = (relation, target group) or None.
+
+    Returns (image uint8 (canvas, canvas, 3), [SceneObject]) with objects in group order.
+    """
+    crops = _crops(split)
+    jitter = _jitter(sprite)
+    members, alphas, constraints = [], [], []
+    start = []
+    for g, (name, count, color) in enumerate(groups):
+        start.append(len(members))
+        class_id = CLASS_NAMES.index(name)
+        for _ in range(count):
+            alpha = _sprite(split, class_id, rng.randrange(len(crops[class_id])), sprite + rng.randint(-jitter, jitter))
+            if rng.random() < 0.5:
+                alpha = alpha[:, ::-1]
+            members.append((name, color or rng.choice(tuple(COLORS))))
+            alphas.append(alpha)
+            if positions[g] is None:
+                constraints.append([])
+            else:
+                relation, target = positions[g]
+                constraints.append([(relation, start[target] + k) for k in range(groups[target][1])])
+    boxes = _place(rng, [a.shape for a in alphas], constraints, canvas)
+    image = np.empty((canvas, canvas, 3), np.float32)
+    image[...] = _BACKGROUND
+    for (name, color), alpha, (x1, y1, x2, y2) in zip(members, alphas, boxes):
+        image[y1:y2, x1:x2] += alpha[:, :, None] * _TINTS[color]  # boxes are disjoint: adding is compositing
+    objects = [SceneObject(name, color, box) for (name, color), box in zip(members, boxes)]
+    return np.rint(image).astype(np.uint8), objects
+
+
+# ---------------------------------------------------------------------------------------------------
+# Captions and metadata
+
+
+def _phrase(name: str, count: int, color: str | None, *, one: bool = False) -> str:
+    """"a bear", "an orange cat", "one bear", "three red cats" (GenEval's articles, numbers, plurals)."""
+    if count == 1:
+        noun = f"{color} {name}" if color else name
+        return f"one {noun}" if one else with_article(noun)
+    noun = f"{color} {plural(name)}" if color else plural(name)
+    return f"{NUMBER_WORDS[count]} {noun}"
+
+
+def _task(groups, relation) -> str:
+    """The GenEval task whose generator makes this structure (create_prompts.py), else "mixed"."""
+    counts = [c for _, c, _ in groups]
+    colors = [col for _, _, col in groups]
+    if relation is not None:
+        return "position" if colors == [None, None] else "mixed"
+    if len(groups) == 1:
+        if counts[0] == 1:
+            return "colors" if colors[0] else "single_object"
+        return "counting" if colors[0] is None else "mixed"
+    if counts == [1, 1] and colors == [None, None]:
+        return "two_object"
+    if counts == [1, 1] and None not in colors and colors[0] != colors[1]:
+        return "color_attr"
+    return "mixed"
+
+
+def describe(groups, relation: str | None = None, *, prefix: bool = True, one: bool = False) -> tuple[str, dict]:
+    """Caption and GenEval metadata for groups [(class, count, colour or None)] in caption order.
+
+    With a relation, the caption reads "<group 0> <relation> <group 1>" and, as in GenEval, include
+    lists group 1 first and group 0 with position [relation, 0]. prefix: "a photo of ..."; one: "one
+    bear" instead of "a bear". With prefix and not one, GenEval's six templates come out exactly.
+    """
+    phrases = [_phrase(n, c, col, one=one) for n, c, col in groups]
+    body = f" {relation} ".join(phrases) if relation else " and ".join(phrases)
+    caption = f"a photo of {body}" if prefix else body
+    clauses = []
+    for name, count, color in groups:
+        clause = {"class": name, "count": count}
+        if color:
+            clause["color"] = color
+        clauses.append(clause)
+    if relation:
+        clauses = [clauses[1], {**clauses[0], "position": [relation, 0]}]
+    metadata = {"tag": _task(groups, relation), "include": clauses}
+    exclude = [{"class": name, "count": count + 1} for name, count, _ in groups if count >= 2]
+    if exclude:
+        metadata["exclude"] = exclude
+    metadata["prompt"] = caption
+    return caption, metadata
+
+
+def _color(rng: random.Random, p: float) -> str | None:
+    return rng.choice(tuple(COLORS)) if rng.random() < p else None
+
+
+def _draw_caption(rng: random.Random):
+    """Groups and relation of one training caption: GenEval's six structures and a mixed family, 1/7 each."""
+    family = rng.randrange(7)
+    a, b = rng.sample(CLASS_NAMES, 2)
+    if family == 0:  # single_object
+        return [(a, 1, None)], None
+    if family == 1:  # two_object
+        return [(a, 1, None), (b, 1, None)], None
+    if family == 2:  # counting
+        return [(a, rng.randint(MIN_COUNT, MAX_COUNT), None)], None
+    if family == 3:  # colors
+        return [(a, 1, rng.choice(tuple(COLORS)))], None
+    if family == 4:  # position; colours named sometimes ("a green bear above a white dog")
+        return [(a, 1, _color(rng, 0.3)), (b, 1, _color(rng, 0.3))], rng.choice(RELATIONS)
+    if family == 5:  # color_attr
+        ca, cb = rng.sample(tuple(COLORS), 2)
+        return [(a, 1, ca), (b, 1, cb)], None
+    # mixed: counts 1-4 with optional colours, one or two groups, at most MAX_OBJECTS objects
+    count_a = rng.randint(1, MAX_COUNT)
+    groups = [(a, count_a, _color(rng, 0.5))]
+    if count_a < MAX_OBJECTS and rng.random() < 0.5:
+        groups.append((b, rng.randint(1, MAX_OBJECTS - count_a), _color(rng, 0.5)))
+    return groups, None
+
+
+def training_scene(
+    seed: int,
+    index: int,
+    *,
+    canvas: int = 48,                                # image side, px
+    sprite: int = 16,                                # typical longest side of an object, px (+- sprite/8)
+    held_out: frozenset[str] = frozenset(),          # captions never produced (e.g. the GenEval prompts)
+) -> Scene:
+    """Training scene `index` of the stream `seed` (`train` silhouettes); a pure function of its arguments.
+
+    A caption in `held_out` is redrawn (caption and scene) from the same random stream, so the
+    result is still deterministic. Half the captions carry "a photo of"; a quarter of the rest
+    say "one" for single objects.
+    """
+    _check_sizes(canvas, sprite)
+    rng = random.Random(f"sgbench-scene:{seed}:{index}")
+    for _ in range(1000):
+        groups, relation = _draw_caption(rng)
+        prefix = rng.random() < 0.5
+        one = not prefix and rng.random() < 0.25
+        caption, metadata = describe(groups, relation, prefix=prefix, one=one)
+        if caption not in held_out:
+            break
+    else:
+        raise SgbenchError("Expected held_out to leave some captions, but 1000 draws in a row were all held out")
+    if relation:  # draw in include order: the target first, then the object that holds the relation to it
+        groups, positions = [groups[1], groups[0]], [None, (relation, 0)]
+    else:
+        positions = [None] * len(groups)
+    image, objects = _draw(rng, groups, positions, canvas=canvas, sprite=sprite, split="train")
+    return Scene(image, caption, metadata, objects)
+
+
+def _groups_of(metadata: dict):
+    """(groups, positions) from a GenEval metadata entry, refusing what one scene cannot satisfy."""
+    include = metadata.get("include")
+    if not include or "prompt" not in metadata:
+        raise SgbenchError(f"Expected GenEval metadata with 'prompt' and a non-empty 'include' but got {metadata}")
+    groups, positions = [], []
+    for i, clause in enumerate(include):
+        name, count, color = clause.get("class"), clause.get("count"), clause.get("color")
+        if name not in CLASS_NAMES:
+            raise SgbenchError(f"Expected a class in {', '.join(CLASS_NAMES)} but got {name!r} in {metadata['prompt']!r}")
+        if not isinstance(count, int) or count < 1:
+            raise SgbenchError(f"Expected a count >= 1 but got {count!r} in {metadata['prompt']!r}")
+        if color is not None and color not in COLORS:
+            raise SgbenchError(f"Expected a colour in {', '.join(COLORS)} but got {color!r} in {metadata['prompt']!r}")
+        position = clause.get("position")
+        if position is not None:
+            relation, target = position
+            if relation not in RELATIONS or not (isinstance(target, int) and 0 <= target < i):
+                raise SgbenchError(
+                    f"Expected position [relation in {', '.join(RELATIONS)}, index of an earlier include] "
+                    f"but got {position!r} in {metadata['prompt']!r}"
+                )
+            position = (relation, target)
+        groups.append((name, count, color))
+        positions.append(position)
+    names = [g[0] for g in groups]
+    if len(set(names)) != len(names) or sum(g[1] for g in groups) > MAX_OBJECTS:
+        raise SgbenchError(
+            f"Expected distinct classes and at most {MAX_OBJECTS} objects in 'include' but got {metadata['prompt']!r}"
+        )
+    drawn = {name: count for name, count, _ in groups}
+    for clause in metadata.get("exclude", []):
+        if drawn.get(clause["class"], 0) >= clause["count"]:
+            raise SgbenchError(f"Expected 'exclude' to allow the included objects but got {metadata['prompt']!r}")
+    return groups, positions
+
+
+def render_metadata(
+    metadata: dict,
+    seed: int,
+    *,
+    canvas: int = 48,                                # image side, px
+    sprite: int = 16,                                # typical longest side of an object, px (+- sprite/8)
+    split: str = "test",                             # silhouettes: "test" (evaluation) or "train"
+) -> Scene:
+    """A scene satisfying a GenEval metadata entry: exactly the included objects, nothing else.
+
+    Colours the entry does not name are random; asked relations hold with a margin. Deterministic
+    in (metadata, seed); different prompts with one seed are independent draws.
+    """
+    _check_sizes(canvas, sprite)
+    if split not in ("train", "test"):
+        raise SgbenchError(f"Expected split 'train' or 'test' but got {split!r}")
+    groups, positions = _groups_of(metadata)
+    rng = random.Random(f"sgbench-render:{seed}:{json.dumps(metadata, sort_keys=True)}")
+    image, objects = _draw(rng, groups, positions, canvas=canvas, sprite=sprite, split=split)
+    return Scene(image, metadata["prompt"], metadata, objects)
+
+
+def caption_vocabulary() -> list[str]:
+    """Every word a caption or an embedded GenEval prompt can contain, sorted (lower case, split on spaces)."""
+    words = {"a", "an", "photo", "of", "and"}
+    words |= {w for relation in RELATIONS for w in relation.split()}
+    words |= set(NUMBER_WORDS[1 : MAX_COUNT + 1])
+    words |= set(CLASS_NAMES) | {plural(name) for name in CLASS_NAMES} | set(COLORS)
+    return sorted(words)

@@ -1,0 +1,1 @@
+"""An offline GenEval for the embedded Animal scenes, and the files the real GenEval reads and writes."""
