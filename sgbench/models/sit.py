@@ -516,6 +516,12 @@ PRESETS["Animal-S/4"] = ModelConfig(
     input_size=32, in_channels=1, patch_size=4, hidden_size=192, depth=8, num_heads=6, num_classes=10,
     name="Animal-S/4",
 )
+# Embedded text-to-image benchmark: 48x48 RGB animal scenes, patch 6 -> 64 tokens (recipes/t2i/);
+# the text encoder comes from the recipe (model.text).
+PRESETS["Scenes-T/6"] = ModelConfig(
+    input_size=48, in_channels=3, patch_size=6, hidden_size=128, depth=8, num_heads=4, num_classes=0,
+    name="Scenes-T/6",
+)
 PRESETS["Tiny-test"] = ModelConfig(  # for tests: a few thousand parameters
     input_size=8, in_channels=1, patch_size=2, hidden_size=32, depth=4, num_heads=2, num_classes=3, name="Tiny-test",
 )

@@ -64,19 +64,32 @@ def generate(
     return x.cpu()
 
 
-def preview_grid(
-    model, path: Path, *, prompts: Sequence[str] = PREVIEW_PROMPTS, per_prompt: int = 6, steps: int = 10, seed: int = 0
+def prompt_grid(
+    models,
+    method,
+    prompts: Sequence[str],
+    path: Path,
+    *,
+    per_prompt: int = 6,
+    steps: int = 40,
+    seed: int = 0,
 ) -> None:
-    """Unguided Euler samples of `prompts`, one labelled row per prompt, for training previews."""
-    from sgbench.guidance import Models, build_guidance
+    """Samples of each prompt under `method`, one row per prompt labelled with it, as one PNG."""
     from sgbench.sampling import decode_pixels
 
+    model = models.main
     device = next(model.parameters()).device
     indices = list(range(len(prompts) * per_prompt))
     conditioning = PromptConditioning(PromptSet(prompts), torch.tensor([i // per_prompt for i in indices]))
+    x = generate(models, method, conditioning, indices, seed=seed, steps=steps, device=device)
+    save_labelled_grid(decode_pixels(x), [p if p else "(empty prompt)" for p in prompts], Path(path))
+
+
+def preview_grid(model, path: Path, *, prompts: Sequence[str] = PREVIEW_PROMPTS, steps: int = 10) -> None:
+    """The training preview: unguided 10-step samples of PREVIEW_PROMPTS (6 per prompt)."""
+    from sgbench.guidance import Models, build_guidance
+
     was_training = model.training
     model.eval()
-    x = generate(Models(model), build_guidance("unguided"), conditioning, indices, seed=seed, steps=steps, device=device)
+    prompt_grid(Models(model), build_guidance("unguided"), prompts, path, steps=steps)
     model.train(was_training)
-    labels = [p if p else "(empty prompt)" for p in prompts]
-    save_labelled_grid(decode_pixels(x), labels, Path(path))
