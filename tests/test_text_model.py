@@ -120,6 +120,20 @@ def test_the_prompt_changes_the_output_and_padding_does_not(routed):
     torch.testing.assert_close(padded(x, t, padded.encode_text(["a red bear", "a blue bear"])), v, rtol=1e-5, atol=1e-5)
 
 
+def test_a_new_model_tells_words_apart_and_starts_text_at_zero():
+    """Words at unit scale and zero residual branches: distinct words start nearly orthogonal. (With
+    GPT-sized 0.02 embeddings and a final norm, every prompt encoded alike after 300 steps.) The
+    pooled text enters c at zero and cross-attention adds zero, as adaLN-Zero."""
+    torch.manual_seed(0)
+    model = SiT(ROUTED)
+    y = model.encode_text(["a red bear", "a blue dog"])
+    tokens = torch.nn.functional.normalize(y.tokens[0, :4], dim=-1)  # start, a, red, bear
+    assert ((tokens @ tokens.T) - torch.eye(4)).abs().max() < 0.5
+    assert (y.pooled[0] - y.pooled[1]).norm() > 0.3 * y.pooled[0].norm()
+    assert torch.equal(model.pooled_embedder(y.pooled), torch.zeros(2, ROUTED.hidden_size))
+    assert all(torch.equal(b.cross_attn.proj.weight, torch.zeros_like(b.cross_attn.proj.weight)) for b in model.blocks)
+
+
 def test_encoding_is_per_prompt_not_per_batch(routed):
     together = routed.encode_text(PROMPTS)
     alone = routed.encode_text(PROMPTS[2:3])

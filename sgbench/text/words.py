@@ -72,8 +72,11 @@ class WordEmbeddings(nn.Module):
         self.tokenizer = WordTokenizer(config.vocabulary, config.max_length)
         self.embedding = nn.Embedding(len(config.vocabulary) + 2, config.width)
         self.position = nn.Parameter(torch.zeros(1, config.max_length, config.width))
-        nn.init.normal_(self.embedding.weight, std=0.02)
-        nn.init.normal_(self.position, std=0.02)
+        # Unit-scale words (positions at half that: a word stays itself at any position, cosine 0.8):
+        # at GPT's 0.02 the first updates of the trainable layers outgrow the embeddings, their shared
+        # GELU-mean direction takes over, and every prompt encodes alike (measured: cosine 0.999).
+        nn.init.normal_(self.embedding.weight, std=1.0)
+        nn.init.normal_(self.position, std=0.5)
 
     def forward(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = self.tokenizer(prompts)
