@@ -5,6 +5,7 @@ A training recipe has four sections:
     name: animal-routed
     model: {preset: Animal-T/4, routes: [[2, 5, 0.5]]}     # or masking: {rate: 0.5, decoder_depth: 2, ...}
     data:  {dataset: animal_mnist, split: all}
+    # text-to-image: model.text: {encoder: embedded, vocabulary: animal_scenes, ...}, data.dataset: animal_scenes
     train: {steps: 2400, batch_size: 128, lr: 3.0e-4, ...}
     out: runs/train/animal-routed
 
@@ -23,6 +24,7 @@ import yaml
 from sgbench import resources
 from sgbench.errors import SgbenchError
 from sgbench.models.sit import Masking, ModelConfig, Route, preset
+from sgbench.text.encoder import TextConfig
 
 
 
@@ -32,25 +34,40 @@ class ModelSection:
     routes: tuple[tuple[int, int, float], ...] = ()  # (start, end inclusive, training drop rate)
     masking: dict | None = None  # Masking fields: rate, decoder_depth, decoder_width, decoder_heads
     overrides: dict = field(default_factory=dict)  # other ModelConfig fields, e.g. {hidden_size: 96}
+    # TextConfig fields (a text-to-image model); `vocabulary` names a dataset's (animal_scenes)
+    text: dict | None = None
 
     def build(self) -> ModelConfig:
         routes = tuple(Route(int(s), int(e), float(r)) for s, e, r in self.routes)
         masking = None
         if self.masking is not None:
             masking = strict_dataclass(Masking, self.masking, "model.masking")
+        text = None
+        if self.text is not None:
+            values = dict(self.text)
+            if isinstance(values.get("vocabulary"), str):
+                from sgbench.text.words import named_vocabulary
+
+                values["vocabulary"] = named_vocabulary(values["vocabulary"])
+            text = strict_dataclass(TextConfig, values, "model.text")
         name = self.preset
         if routes:
             name += " route " + ",".join(f"{r.start}..{r.end}@{r.rate:g}" for r in routes)
         if masking is not None:
             name += f" mask@{masking.rate:g}"
-        return preset(self.preset, routes=routes, masking=masking, name=name, **self.overrides)
+        if text is not None:
+            name += f" text:{text.encoder}"
+        return preset(self.preset, routes=routes, masking=masking, text=text, name=name, **self.overrides)
 
 
 @dataclass(frozen=True)
 class DataSection:
-    dataset: str = "animal_mnist"  # 'animal_mnist' (embedded) or 'latents' (an npz with latents, labels)
+    dataset: str = "animal_mnist"  # 'animal_mnist' (embedded), 'latents' (an npz) or 'animal_scenes' (text)
     split: str = "all"
     path: str | None = None  # for 'latents'
+    canvas: int = 48  # animal_scenes: image side, px (= the model's input_size)
+    sprite: int = 16  # animal_scenes: typical longest side of an animal, px
+    hold_out: str | None = None  # animal_scenes: 'geneval' never trains on the embedded GenEval prompts
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -68,7 +85,7 @@ class TrainSection:
     # Ramp the EMA decay up as min(ema_decay, (1 + step) / (10 + step)) so that short runs do not keep
     # a share of the random initial weights (0.999 ** 2400 = 9%); off for the paper's long ImageNet runs.
     ema_warmup: bool = True
-    class_dropout: float = 0.1  # labels replaced by the null class, for CFG
+    class_dropout: float = 0.1  # labels replaced by the null class (captions by the empty prompt), for CFG
     mae_weight: float = 1.0  # lambda of the masked reconstruction term (masking only, App. C)
     seed: int = 0
     log_every: int = 50

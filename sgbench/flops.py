@@ -8,6 +8,13 @@ Conventions (docs/design.md, "FLOPs"), always labelled in output:
 - `macs`: `paper` plus the two attention matmuls QK^T and AV (n^2 d each per block): DiT's Gflops.
 - `flops`: 2 x `macs`, the convention of torch.utils.flop_counter.
 
+Text models (docs/design.md, "Text-to-image"): every block's cross-attention is counted in every
+forward (q and output projections per image token, k/v projections per text token, QK^T and AV of
+n x L under `macs`), with the pooled-text MLP and the text-token projection in the prefix. The text
+encoder runs once per image, not per step or branch (its output is reused): `text_encoder_ops`,
+reported separately and added to the per-image totals, never to the per-step numbers. The empty
+prompt and ICG's prompts come from the run's prompt set, encoded once per run, and add nothing per image.
+
 Costs follow `sgbench.guidance.plan` exactly: branches batched into one forward cost the sum of their
 images, and a prefix shared between sparsities (`SiT.prefix`: embeddings and the dense blocks before
 the first route) is counted once per condition ("shared prefix") or once per branch ("no sharing").
@@ -28,6 +35,7 @@ from typing import Sequence
 from sgbench.errors import SgbenchError
 from sgbench.guidance.base import Branch, GuidanceMethod, plan
 from sgbench.models.sit import ModelConfig, num_kept
+from sgbench.text.encoder import TextConfig
 
 CONVENTIONS = ("paper", "macs", "flops")
 FREQ_DIM = 256  # TimestepEmbedder's sinusoidal width
@@ -59,39 +67,82 @@ class Ops:
 # Layers (MACs per image)
 
 
-def block_ops(n: int, width: int, heads_dim_mlp: float, cond_dim: int) -> Ops:
-    """A DiT block on n tokens: qkv 3d^2 + proj d^2 + MLP 2 d h per token; adaLN 6d from cond per image."""
+def block_ops(
+    n: int, width: int, heads_dim_mlp: float, cond_dim: int, context: tuple[int, int] | None = None
+) -> Ops:
+    """A DiT block on n tokens: qkv 3d^2 + proj d^2 + MLP 2 d h per token; adaLN 6d from cond per image.
+
+    context (L, C), text models: cross-attention to L text tokens of width C: q and proj 2 d^2 per image
+    token, k and v 2 C d per text token; QK^T and AV n L d each.
+    """
     hidden = int(width * heads_dim_mlp)
     per_token = 4 * width * width + 2 * width * hidden
-    return Ops(n * per_token + cond_dim * 6 * width, 2 * n * n * width)
+    ops = Ops(n * per_token + cond_dim * 6 * width, 2 * n * n * width)
+    if context is not None:
+        L, C = context
+        ops += Ops(n * 2 * width * width + L * C * 2 * width, 2 * n * L * width)
+    return ops
+
+
+def text_context(cfg: ModelConfig) -> tuple[int, int] | None:
+    """(L, D): the text tokens every block of a text model cross-attends to, or None."""
+    return (cfg.text.max_length, cfg.hidden_size) if cfg.text is not None else None
 
 
 def prefix_ops(cfg: ModelConfig) -> Ops:
-    """`SiT.prefix`: patch embed (conv), timestep MLP, label lookup (0), dense blocks before the route."""
+    """`SiT.prefix`: patch embed (conv), timestep MLP, label lookup (0) or the pooled-text MLP and the
+    text-token projection, dense blocks before the route."""
     N, D = cfg.num_tokens, cfg.hidden_size
     embed = N * cfg.patch_size**2 * cfg.in_channels * D + FREQ_DIM * D + D * D
+    if cfg.text is not None:
+        embed += cfg.text.width * D + D * D + cfg.text.max_length * cfg.text.width * D
     depth = cfg.routes[0].start if cfg.routes else 0
-    return Ops(embed) + depth * block_ops(N, D, cfg.mlp_ratio, D)
+    return Ops(embed) + depth * block_ops(N, D, cfg.mlp_ratio, D, text_context(cfg))
 
 
 def suffix_ops(cfg: ModelConfig, gamma: float) -> Ops:
     """`SiT.suffix` at sparsity gamma: the rest of the blocks (at kept tokens where sparse), final layer."""
     N, D = cfg.num_tokens, cfg.hidden_size
     kept = num_kept(N, gamma)
+    context = text_context(cfg)  # text tokens are never dropped: L in every block
     ops = Ops()
     if cfg.masking is not None:  # encoder at kept tokens, decoder (embed at kept) at all N
         m = cfg.masking
         width = m.decoder_width
-        ops += cfg.depth * block_ops(kept, D, cfg.mlp_ratio, D)
+        ops += cfg.depth * block_ops(kept, D, cfg.mlp_ratio, D, context)
         ops += Ops(kept * D * width + (D * 2 * D if m.embed_adaln else 0))  # embed (+ MaskDiT's adaLN)
-        ops += m.decoder_depth * block_ops(N, width, cfg.mlp_ratio, D)
+        ops += m.decoder_depth * block_ops(N, width, cfg.mlp_ratio, D, context)
     else:
         width = D
         for i in range(cfg.routes[0].start if cfg.routes else 0, cfg.depth):
             routed = any(r.start <= i <= r.end for r in cfg.routes)  # route blocks are inclusive
-            ops += block_ops(kept if routed else N, D, cfg.mlp_ratio, D)
+            ops += block_ops(kept if routed else N, D, cfg.mlp_ratio, D, context)
     final = 2 * width * D + N * width * cfg.patch_size**2 * cfg.out_channels  # adaLN + linear (2C if learn_sigma)
     return ops + Ops(final)
+
+
+def text_layer_ops(n: int, width: int, mlp_ratio: float = 4.0) -> Ops:
+    """A transformer layer on n text tokens: qkv + proj 4 d^2, MLP 2 d h per token; QK^T and AV."""
+    return Ops(n * (4 * width * width + 2 * width * int(width * mlp_ratio)), 2 * n * n * width)
+
+
+def text_encoder_ops(text: TextConfig) -> Ops:
+    """The text encoder on one prompt (`SiT.encode_text`), counted once per image.
+
+    embedded: token lookup (0) + the trainable layers on L tokens. open_clip: the frozen tower on its
+    full context (its layers, and the projection of its pooled output, which open_clip computes), the
+    projection of L tokens to the trainable width, and the trainable layers.
+    """
+    L, w = text.max_length, text.width
+    ops = text.layers * text_layer_ops(L, w)
+    if text.encoder == "open_clip":
+        from sgbench.text.clip import tower_config
+
+        tower = tower_config(text.open_clip_model)
+        n, W = tower["context_length"], tower["width"]
+        ops += tower["layers"] * text_layer_ops(n, W, tower["mlp_ratio"])
+        ops += Ops(W * tower["embed_dim"] + L * W * w)
+    return ops
 
 
 def forward_ops(cfg: ModelConfig, gamma: float = 0.0) -> Ops:
@@ -134,8 +185,10 @@ def cost_report(
     """GFLOPs of `method` under every convention, for run.json (JSON-serialisable).
 
     per_step: at each evaluation time, the branches that ran and the GFLOPs per image with and without
-    the shared prefix. per_image: the sum over eval_times; mean_per_step: per_image / len(eval_times)
-    (the paper's "GFLOPs per image per step"). delta_to_unguided: against the dense conditional model.
+    the shared prefix. mean_per_step: their mean (the paper's "GFLOPs per image per step").
+    text_encoder_per_image: text models' encoders, once per image (the main model's, and the guide's
+    for methods with a guide: its text layers are its own). per_image: the sum over eval_times plus
+    the text encoders. delta_to_unguided: against the dense conditional model (with its text encoder).
     A guide_config of None means a guide of the main model's architecture (the paper's AG and SG_FID).
     """
     if not eval_times:
@@ -161,7 +214,13 @@ def cost_report(
             "gflops_no_sharing": by_convention(plain),
         })
     n = len(eval_times)
-    unguided = forward_ops(main_config, 0.0) * n
+    main_text = text_encoder_ops(main_config.text) if main_config.text is not None else Ops()
+    text = main_text
+    if guide is not None and guide.text is not None:
+        text = text + text_encoder_ops(guide.text)
+    unguided = forward_ops(main_config, 0.0) * n + main_text
+    steps_shared, steps_plain = shared_total, plain_total
+    shared_total, plain_total = shared_total + text, plain_total + text
     return {
         "method": method.name,
         "params": method.params,
@@ -176,9 +235,10 @@ def cost_report(
         "per_step": steps,
         "per_image": {"shared_prefix": by_convention(shared_total), "no_sharing": by_convention(plain_total)},
         "mean_per_step": {
-            "shared_prefix": by_convention(shared_total * (1 / n)),
-            "no_sharing": by_convention(plain_total * (1 / n)),
+            "shared_prefix": by_convention(steps_shared * (1 / n)),
+            "no_sharing": by_convention(steps_plain * (1 / n)),
         },
+        "text_encoder_per_image": by_convention(text),
         "unguided_per_image": by_convention(unguided),
         "delta_to_unguided_per_image": {
             "shared_prefix": by_convention(shared_total + unguided * -1),

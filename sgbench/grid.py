@@ -24,3 +24,35 @@ def save_grid(images: np.ndarray, path: str | Path, *, columns: int = 10, pad: i
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     pil.save(path)
+
+
+def save_labelled_grid(
+    images: np.ndarray, labels: list[str], path: str | Path, *, pad: int = 2, min_cell: int = 64
+) -> None:
+    """uint8 NHWC images in len(labels) rows (one label per row, written at its left) -> one PNG."""
+    from PIL import ImageDraw, ImageFont
+
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    rows = len(labels)
+    assert n % rows == 0, "every row has the same number of images"
+    columns = n // rows
+    scale = max(1, min_cell // max(h, w))
+    cell_h, cell_w = h * scale, w * scale
+    try:
+        font = ImageFont.load_default(size=max(11, cell_h // 5))
+    except TypeError:  # Pillow < 10.1: the fixed bitmap font
+        font = ImageFont.load_default()
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_w = max([probe.textlength(label, font=font) for label in labels] + [0])
+    left = int(text_w) + 4 * pad
+    canvas = Image.new("RGB", (left + columns * (cell_w + pad) + pad, rows * (cell_h + pad) + pad), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for r, label in enumerate(labels):
+        y = pad + r * (cell_h + pad)
+        draw.text((2 * pad, y + cell_h // 2), label, fill=(0, 0, 0), font=font, anchor="lm")
+        for col in range(columns):
+            img = Image.fromarray(images[r * columns + col][..., 0] if c == 1 else images[r * columns + col])
+            canvas.paste(img.convert("RGB").resize((cell_w, cell_h), Image.NEAREST), (left + col * (cell_w + pad), y))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)

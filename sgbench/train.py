@@ -1,4 +1,4 @@
-"""Training: flow matching for dense, routed (TREAD) and masked (MaskDiT) backbones.
+"""Training: flow matching for dense, routed (TREAD) and masked (MaskDiT) backbones, class- or text-conditional.
 
     sgbench train recipes/animal/routed.yaml                       # one process
     torchrun --nproc_per_node 2 -m sgbench.cli train RECIPE.yaml   # DDP (gloo on CPU, nccl on GPU)
@@ -8,6 +8,12 @@ and the data order is a per-epoch permutation seeded by (seed, epoch). So a step
 depend on the number of processes or on where a run was resumed: N steps straight and N/2 + kill +
 resume N/2 give identical weights, and 1 or 2 processes with the same global batch give the same
 result up to float summation order.
+
+Text-to-image (data.dataset animal_scenes, a model with a text encoder): global sample k of the run
+is the scene `training_scene(seed, k)`, rendered when needed (no epochs, nothing stored), so the
+same holds. A caption is replaced by the empty prompt (the null condition) with probability
+train.class_dropout. The text encoder runs inside the step: the embedded one is trained jointly,
+the open_clip one's frozen tower is cached per caption and only its trainable layers learn.
 
 Outputs in the recipe's `out` directory:
     checkpoint.safetensors      model, EMA, AdamW state and step (written atomically; --resume reads it)
@@ -63,7 +69,46 @@ def load_training_data(recipe: TrainRecipe) -> tuple[torch.Tensor, torch.Tensor]
             if "latents" not in f or "labels" not in f:
                 raise SgbenchError(f"{d.path}: expected keys 'latents' and 'labels' but found {sorted(f.files)}")
             return torch.from_numpy(f["latents"]).float(), torch.from_numpy(f["labels"]).long()
-    raise SgbenchError(f"Unknown data.dataset '{d.dataset}'; expected 'animal_mnist' or 'latents'")
+    raise SgbenchError(f"Unknown data.dataset '{d.dataset}'; expected 'animal_mnist', 'latents' or 'animal_scenes'")
+
+
+def held_out_captions(hold_out: str | None) -> frozenset[str]:
+    """Captions never trained on: 'geneval' holds out the embedded GenEval prompts."""
+    if hold_out is None:
+        return frozenset()
+    if hold_out == "geneval":
+        from sgbench.geneval.prompts import held_out_prompts
+
+        return frozenset(held_out_prompts())
+    raise SgbenchError(f"Unknown data.hold_out '{hold_out}'; expected geneval (or leave it unset)")
+
+
+def scene_batch(recipe: TrainRecipe, positions, held_out: frozenset[str]) -> tuple[torch.Tensor, list[str]]:
+    """Scenes at global sample positions: images (B, 3, H, W) in [-1, 1] and their captions."""
+    from sgbench.data.scenes import training_scene
+
+    d = recipe.data
+    scenes = [
+        training_scene(recipe.train.seed, int(k), canvas=d.canvas, sprite=d.sprite, held_out=held_out) for k in positions
+    ]
+    images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float()
+    return images / 127.5 - 1.0, [s.caption for s in scenes]
+
+
+def check_data_fits(recipe: TrainRecipe, config) -> None:
+    """Text data for text models, class data for class models, and scenes of the model's size."""
+    text_data = recipe.data.dataset == "animal_scenes"
+    if text_data != (config.text is not None):
+        raise SgbenchError(
+            f"data.dataset '{recipe.data.dataset}' needs a {'text' if text_data else 'class-conditional'} model "
+            f"(model.text {'set' if text_data else 'unset'}) but the recipe's model is "
+            f"{'a text model' if config.text is not None else 'class-conditional'}"
+        )
+    if text_data and (config.in_channels, config.input_size) != (3, recipe.data.canvas):
+        raise SgbenchError(
+            f"Scenes of {recipe.data.canvas}x{recipe.data.canvas}x3 do not fit the model's input "
+            f"{config.input_size}x{config.input_size}x{config.in_channels}"
+        )
 
 
 def data_vae(recipe: TrainRecipe) -> dict | None:
@@ -182,14 +227,19 @@ def train(
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
-    images, labels = load_training_data(recipe)
-    if tuple(images.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
-        raise SgbenchError(
-            f"Data of shape {tuple(images.shape[1:])} does not fit the model's input "
-            f"{(config.in_channels, config.input_size, config.input_size)}"
-        )
-    if int(labels.max()) >= config.num_classes:
-        raise SgbenchError(f"The data has labels up to {int(labels.max())} but the model has {config.num_classes} classes")
+    check_data_fits(recipe, config)
+    text_model = config.text is not None
+    if text_model:
+        held_out = held_out_captions(recipe.data.hold_out)
+    else:
+        images, labels = load_training_data(recipe)
+        if tuple(images.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
+            raise SgbenchError(
+                f"Data of shape {tuple(images.shape[1:])} does not fit the model's input "
+                f"{(config.in_channels, config.input_size, config.input_size)}"
+            )
+        if int(labels.max()) >= config.num_classes:
+            raise SgbenchError(f"The data has labels up to {int(labels.max())} but the model has {config.num_classes} classes")
     per_rank = t_cfg.batch_size // world
     extra = {"recipe": recipe.name}
     vae = data_vae(recipe)
@@ -201,18 +251,25 @@ def train(
     bar = Bar(f"train {recipe.name}", total=t_cfg.steps, completed=step, enabled=progress and rank == 0)
     t0, seen = time.time(), 0
     while step < last_step:
-        idx = batch_indices(t_cfg.seed, step, t_cfg.batch_size, len(images))[rank * per_rank : (rank + 1) * per_rank]
         gidx = range(rank * per_rank, (rank + 1) * per_rank)  # global sample positions within the batch
         gens = [seeding.generator(t_cfg.seed, seeding.TRAIN, step, j) for j in gidx]
-        x, y = images[idx].to(dev), labels[idx].to(dev)
+        if text_model:
+            x, captions = scene_batch(recipe, [step * t_cfg.batch_size + j for j in gidx], held_out)
+            x = x.to(dev)
+        else:
+            idx = batch_indices(t_cfg.seed, step, t_cfg.batch_size, len(images))[rank * per_rank : (rank + 1) * per_rank]
+            x, y = images[idx].to(dev), labels[idx].to(dev)
         z = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(dev)
         t = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev)
         drop = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev) < t_cfg.class_dropout
-        y = torch.where(drop, torch.full_like(y, config.num_classes), y)
+        if not text_model:
+            y = torch.where(drop, torch.full_like(y, config.num_classes), y)
         lr = t_cfg.lr * min(1.0, (step + 1) / t_cfg.warmup_steps) if t_cfg.warmup_steps else t_cfg.lr
         for group in opt.param_groups:
             group["lr"] = lr
         with autocast:
+            if text_model:  # the encoder runs (and, embedded, learns) in every step; "" is the null prompt
+                y = model.encode_text(["" if d else c for c, d in zip(captions, drop.tolist())])
             if config.masking is not None:
                 loss = masked_flow_matching_loss(net, x, y, z, t, mae_weight=t_cfg.mae_weight, generators=gens)
             else:
@@ -247,7 +304,13 @@ def train(
 
 
 def _write_grid(model: SiT, path: Path) -> None:
-    """An unguided 10-step preview grid: one row per class (at most 10 classes, 8 samples each)."""
+    """An unguided 10-step preview grid: one row per class (at most 10 classes, 8 samples each), or
+    for a text model one row per preview prompt, labelled with it."""
+    if model.config.text is not None:
+        from sgbench.text.sample import preview_grid as text_preview_grid
+
+        text_preview_grid(model, path)
+        return
     from sgbench.sampling import preview_grid
 
     preview_grid(model, path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -81,7 +82,7 @@ def test_sg_shared_prefix_saves_the_prefix_once():
 # Cross-check against torch.utils.flop_counter
 
 
-def math_sdpa(q, k, v, **_):
+def math_sdpa(q, k, v, *_, **__):
     """Attention as two matmuls: counted by FlopCounterMode (the fused CPU kernel is not)."""
     scores = (q @ k.transpose(-2, -1)) / math.sqrt(q.shape[-1])
     return scores.softmax(-1) @ v
@@ -216,3 +217,69 @@ def test_speed_benchmark_times_every_method_and_forward():
     assert all(row["seconds"] > 0 for row in result["methods"] + result["forwards"])
     cfg, sg, sg_unshared = result["methods"]
     assert cfg["time_vs_cfg"] == 1.0 and sg["shared_gflops_vs_cfg"] < sg_unshared["shared_gflops_vs_cfg"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Text models: cross-attention in every forward, the encoder once per image
+
+from sgbench.conditioning import PromptConditioning, PromptSet  # noqa: E402
+from sgbench.flops import text_encoder_ops  # noqa: E402
+from test_text_model import MASKED as TEXT_MASKED, ROUTED as TEXT_ROUTED, clip_text, clip_weights  # noqa: E402,F401
+
+TEXT_PROMPTS = ["a red bear", "", "a photo of a cat and dog"]
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+@pytest.mark.parametrize("config", [TEXT_ROUTED, TEXT_MASKED], ids=["routed", "masked"])
+def test_text_model_forward_and_encoder_match_flop_counter(config, gamma, monkeypatch):
+    model = SiT(config).eval()
+    B = len(TEXT_PROMPTS)
+    encoder = measured_flops(lambda: model.encode_text(TEXT_PROMPTS), monkeypatch)
+    assert encoder == B * counted(text_encoder_ops(config.text))
+    y = model.encode_text(TEXT_PROMPTS)
+    x, t = torch.randn(B, 3, 8, 8), torch.rand(B)
+    gens = [torch.Generator().manual_seed(i) for i in range(B)] if gamma > 0 else None
+    got = measured_flops(lambda: model(x, t, y, sparsity=gamma, generators=gens), monkeypatch)
+    assert got == B * counted(forward_ops(config, gamma))
+    pre = measured_flops(lambda: model.prefix(x, t, y), monkeypatch)
+    assert pre == B * counted(prefix_ops(config))
+
+
+def test_open_clip_encoder_matches_flop_counter(clip_weights, monkeypatch):
+    model = SiT(preset("Tiny-test", in_channels=3, num_classes=0, text=clip_text(clip_weights))).eval()
+    got = measured_flops(lambda: model.encode_text(TEXT_PROMPTS), monkeypatch)  # a fresh cache: the tower runs
+    assert got == len(TEXT_PROMPTS) * counted(text_encoder_ops(model.config.text))
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_guided_text_step_matches_flop_counter(name, monkeypatch):
+    """A step on prompts (the prompt set already encoded) is the plan's forwards, cross-attention included."""
+    torch.manual_seed(0)
+    model = SiT(TEXT_ROUTED).eval()
+    params = {"sg": dict(gs=0.25, gw=0.75), "cfg+sg": dict(gs=0.25, gw=0.5)}.get(name, {})
+    method = build_guidance(name, **params)
+    B, t = 2, 0.3
+    prompt_set = PromptSet(TEXT_PROMPTS)
+    prompt_set.encoded(model)
+    cond = PromptConditioning(prompt_set, torch.tensor([0, 2]))
+    x = torch.randn(B, 3, 8, 8)
+    got = measured_flops(
+        lambda: method.velocity(Models(model, model), x, t, step=0, indices=[0, 1], seed=0, state=method.new_state(B),
+                                conditioning=cond),
+        monkeypatch,
+    )
+    assert got == B * counted(step_ops(method.branches(t), TEXT_ROUTED, TEXT_ROUTED, shared_prefix=True))
+
+
+def test_cost_report_counts_the_text_encoder_once_per_image():
+    steps = euler_times(10)
+    text = text_encoder_ops(TEXT_ROUTED.text).gflops("paper")
+    cfg = cost_report(build_guidance("cfg"), TEXT_ROUTED, steps)
+    backbone = 2 * forward_gflops(TEXT_ROUTED) * 10
+    assert cfg["text_encoder_per_image"]["paper"] == pytest.approx(text)
+    assert cfg["per_image"]["no_sharing"]["paper"] == pytest.approx(backbone + text)
+    assert cfg["mean_per_step"]["no_sharing"]["paper"] == pytest.approx(backbone / 10)  # per step: backbone only
+    assert cfg["unguided_per_image"]["paper"] == pytest.approx(backbone / 2 + text)
+    ag = cost_report(build_guidance("ag"), TEXT_ROUTED, steps)  # the guide encodes with its own text layers
+    assert ag["text_encoder_per_image"]["paper"] == pytest.approx(2 * text)
+    assert forward_ops(TEXT_ROUTED).linear > forward_ops(replace(TEXT_ROUTED, text=None, num_classes=3)).linear

@@ -122,3 +122,95 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Same data, noise, times and token selections; only the gradient summation order differs.
     assert_same(weights(Path(one.out)), weights(two_dir / "out"), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Text-to-image: scenes rendered per global sample, captions dropped to the empty prompt
+
+TEXT_TINY = {
+    "name": "tiny-t2i",
+    "model": {
+        "preset": "Tiny-test", "routes": [[1, 2, 0.5]],
+        "overrides": {"input_size": 32, "in_channels": 3, "patch_size": 8, "num_classes": 0},
+        "text": {"encoder": "embedded", "vocabulary": "animal_scenes", "width": 16, "heads": 2, "max_length": 16},
+    },
+    "data": {"dataset": "animal_scenes", "canvas": 32, "sprite": 10, "hold_out": "geneval"},
+    "train": {"steps": 4, "batch_size": 8, "lr": "1e-3", "ckpt_every": 2, "snapshots": [2], "ema_decay": 0.9,
+              "class_dropout": 0.3},
+}
+
+
+def write_text_recipe(tmp_path: Path, **changes) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    raw = yaml.safe_load(yaml.safe_dump(TEXT_TINY))
+    raw["out"] = str(tmp_path / "out")
+    for section, values in changes.items():
+        raw[section].update(values)
+    path = tmp_path / "t2i.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_text_recipes_in_the_repository_are_valid():
+    for path in sorted(Path(__file__).parents[1].glob("recipes/t2i/*.yaml")):
+        config = load_train_recipe(path).model.build()
+        assert config.text is not None and "bears" in config.text.vocabulary
+
+
+@pytest.mark.parametrize("kind", ["routing", "masking"])
+def test_text_model_killed_run_resumes_to_identical_weights(tmp_path, kind):
+    model = {} if kind == "routing" else {"routes": [], "masking": {"rate": 0.5, "decoder_depth": 1, "decoder_width": 16, "decoder_heads": 2}}
+    straight = load_train_recipe(write_text_recipe(tmp_path / "a", model=model))
+    train(straight, progress=False)
+    halves = load_train_recipe(write_text_recipe(tmp_path / "b", model=model))
+    train(halves, progress=False, stop_after=2)
+    train(halves, resume=True, progress=False)
+    a, b = weights(Path(straight.out)), weights(Path(halves.out))
+    assert any(k.startswith("text_encoder.") for k in a)  # the encoder is trained and saved with the model
+    assert_same(a, b)
+    again = load_model(Path(halves.out) / "model.safetensors")
+    assert again.config.text.vocabulary == load_train_recipe(write_text_recipe(tmp_path / "c")).model.build().text.vocabulary
+    assert (Path(halves.out) / "grid-step4.png").exists()
+
+
+def test_text_training_changes_the_text_encoder(tmp_path):
+    recipe = load_train_recipe(write_text_recipe(tmp_path))
+    train(recipe, progress=False)
+    from sgbench.models.sit import SiT
+
+    torch.manual_seed(recipe.train.seed)
+    initial = SiT(recipe.model.build()).state_dict()
+    trained = weights(Path(recipe.out))
+    assert not torch.equal(initial["text_encoder.base.embedding.weight"], trained["text_encoder.base.embedding.weight"])
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"data": {"dataset": "animal_mnist"}}, "data.dataset 'animal_mnist' needs a class-conditional model"),
+        ({"data": {"canvas": 40}}, "Scenes of 40x40x3 do not fit the model's input 32x32x3"),
+        ({"data": {"hold_out": "coco"}}, "Unknown data.hold_out 'coco'; expected geneval"),
+    ],
+)
+def test_bad_text_recipes_fail_before_training(tmp_path, changes, message):
+    with pytest.raises(SgbenchError, match=message):
+        train(load_train_recipe(write_text_recipe(tmp_path, **changes)), progress=False)
+    assert not (tmp_path / "out" / "checkpoint.safetensors").exists()
+
+
+def test_class_data_needs_a_class_model(tmp_path):
+    with pytest.raises(SgbenchError, match="data.dataset 'animal_scenes' needs a text model"):
+        train(load_train_recipe(write_recipe(tmp_path, data={"dataset": "animal_scenes"})), progress=False)
+
+
+@pytest.mark.slow
+def test_two_processes_train_a_text_model_like_one(tmp_path):
+    one = load_train_recipe(write_text_recipe(tmp_path / "1"))
+    train(one, progress=False)
+    path = write_text_recipe(tmp_path / "2")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29538",
+           "-m", "sgbench.cli", "train", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # The text encoder's gradients are all-reduced too: it runs outside DDP's forward but in its graph.
+    assert_same(weights(Path(one.out)), weights(tmp_path / "2" / "out"), atol=1e-5)

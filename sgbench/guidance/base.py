@@ -9,6 +9,10 @@ This file holds what all methods share: `Branch` and `Models`, sparsity `Schedul
 intervals, the linear combination, the execution plan (which branches batch into one forward and which
 share a prefix; `sgbench.flops` counts exactly this plan), the base class, and the registry, which is
 the single source of truth for method names.
+
+Branches name their condition as a kind ("cond", "null", "random"); a conditioning object
+(`sgbench.conditioning`: class labels or prompts) turns the kind into the model's input, so every
+method works unchanged on class and text models.
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from typing import ClassVar, Sequence
 
 import torch
 
+from sgbench.conditioning import ClassConditioning, Conditioning
+from sgbench.conditioning import random_labels  # noqa: F401  ICG's draw; importable from here as before
 from sgbench.errors import SgbenchError
 from sgbench.models.sit import SiT
-from sgbench.seeding import ICG_LABEL, TOKENS, sample_generators
+from sgbench.seeding import TOKENS, sample_generators
 
 # ----------------------------------------------------------------------------------------------------
 # Branches and models
@@ -34,7 +40,7 @@ class Branch:
     """One forward pass a method needs at time t."""
 
     model: str  # "main" or "guide"
-    condition: str  # "cond" (the sample's class), "null" (null class), "random" (ICG's independent class)
+    condition: str  # "cond" (the sample's class or prompt), "null" (null class, empty prompt), "random" (ICG's)
     sparsity: float  # gamma for this forward
     role: str  # "strong" or "weak"
 
@@ -46,10 +52,15 @@ class Models:
 
 
 def check_guide(models: Models) -> None:
-    """A guide must exist and take the main model's inputs and classes."""
+    """A guide must exist and take the main model's inputs and classes (or, like it, prompts)."""
     if models.guide is None:
         raise SgbenchError("Expected a guide model (option --guide, a checkpoint) for this guidance but got none")
     main, guide = models.main.config, models.guide.config
+    if (main.text is None) != (guide.text is None):
+        kind = {True: "class-conditional", False: "a text model"}
+        raise SgbenchError(
+            f"Expected the guide to be {kind[main.text is None]} like the main model but it is {kind[guide.text is None]}"
+        )
     for key in ("input_size", "in_channels", "num_classes"):
         if getattr(main, key) != getattr(guide, key):
             raise SgbenchError(
@@ -202,10 +213,12 @@ def plan(branches: Sequence[Branch]) -> list[Forward]:
     ]
 
 
-def random_labels(seed: int, indices: Sequence[int], step: int, num_classes: int) -> torch.Tensor:
-    """ICG's class: uniform over the K classes, independent of c, per sample and step."""
-    gens = sample_generators(seed, indices, ICG_LABEL, step)
-    return torch.stack([torch.randint(num_classes, (), generator=g) for g in gens]).long()
+def as_conditioning(labels: torch.Tensor | None, conditioning: Conditioning | None) -> Conditioning:
+    """`labels=` is shorthand for `conditioning=ClassConditioning(labels)`; exactly one is given."""
+    if (labels is None) == (conditioning is None):
+        raise TypeError("Expected exactly one of labels= (class labels) and conditioning= but got "
+                        f"{'both' if labels is not None else 'neither'}")
+    return ClassConditioning(labels) if conditioning is None else conditioning
 
 
 def run_branches(
@@ -215,30 +228,26 @@ def run_branches(
     t: float,
     *,
     step: int,
-    labels: torch.Tensor,
     indices: Sequence[int],
     seed: int,
+    labels: torch.Tensor | None = None,  # (B,) long class labels, or:
+    conditioning: Conditioning | None = None,  # class labels or prompts (sgbench.conditioning)
 ) -> list[torch.Tensor]:
     """Velocities of `branches` (in order), each (B, C, H, W), executed as `plan(branches)` says.
 
     Branch k selects its tokens with `sample_generators(seed, indices, TOKENS, step, k)`, so a sample's
     result never depends on its batch.
     """
+    conditioning = as_conditioning(labels, conditioning)
     B = x.shape[0]
     outs: list[torch.Tensor | None] = [None] * len(branches)
     for fwd in plan(branches):
         model = models.main if fwd.model == "main" else models.guide
         assert model is not None, "check_guide runs before any guide branch"
-
-        def label(condition: str) -> torch.Tensor:
-            if condition == "cond":
-                return labels
-            if condition == "null":
-                return torch.full_like(labels, model.null_class)
-            return random_labels(seed, indices, step, model.config.num_classes).to(labels.device)
-
         n = len(fwd.conditions)
-        y = torch.cat([label(c) for c in fwd.conditions])  # (n B,)
+        y = conditioning.concat(  # (n B,) labels, or n B encoded prompts
+            [conditioning.batch(c, model=model, seed=seed, indices=indices, step=step) for c in fwd.conditions]
+        )
         xs = x.repeat(n, *([1] * (x.ndim - 1)))  # (n B, C, H, W)
         ts = torch.full((n * B,), float(t), device=x.device)
         prefix = model.prefix(xs, ts, y)
@@ -335,16 +344,21 @@ class GuidanceMethod:
         t: float,
         *,
         step: int,
-        labels: torch.Tensor,
         indices: Sequence[int],
         seed: int,
         state,
+        labels: torch.Tensor | None = None,
+        conditioning: Conditioning | None = None,
     ) -> torch.Tensor:
-        """Guided velocity at (x, t), (B, C, H, W). labels: (B,) long; indices: the samples' run indices."""
+        """Guided velocity at (x, t), (B, C, H, W). indices: the samples' run indices. The condition:
+        labels (B,) long for a class model, or a conditioning (`sgbench.conditioning`: class labels or
+        prompts), exactly one."""
         if self.needs_guide:
             check_guide(models)
         branches = self.branches(t)
-        outs = run_branches(models, branches, x, t, step=step, labels=labels, indices=indices, seed=seed)
+        outs = run_branches(
+            models, branches, x, t, step=step, indices=indices, seed=seed, labels=labels, conditioning=conditioning
+        )
         if len(outs) == 1:
             return outs[0]
         return self.combine(outs[0], outs[1], x=x, t=t, state=state)

@@ -1,0 +1,68 @@
+"""Prompt files, and the conditioning of a batch of samples drawn from a prompt list.
+
+Two formats, told apart by the first non-blank line:
+- GenEval's prompts/evaluation_metadata.jsonl: one JSON object per line with a `prompt` (and the
+  metadata GenEval's evaluator reads back: tag, include, exclude), kept whole;
+- plain text: one prompt per line.
+Blank lines are skipped in both. Samples map to prompts as GenEval lays them out: sample i shows
+prompt i // images_per_prompt (GenEval takes 4 images per prompt).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from sgbench.conditioning import PromptConditioning, PromptSet
+from sgbench.errors import SgbenchError
+
+FORMATS = "GenEval's evaluation_metadata.jsonl (one JSON object with 'prompt' per line) or a text file with one prompt per line"
+
+
+def read_prompts(path: str | Path) -> list[dict]:
+    """The prompts of a file as dicts with at least `prompt` (GenEval metadata objects kept whole)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SgbenchError(f"Prompt file not found: {path} (expected {FORMATS})")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SgbenchError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): save it as UTF-8") from None
+    lines = [(n, line.strip()) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise SgbenchError(f"{path} has no prompts (expected {FORMATS})")
+    if not lines[0][1].startswith("{"):
+        return [{"prompt": line} for _, line in lines]
+    records = []
+    for n, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SgbenchError(f"{path} line {n} is not valid JSON ({e.msg} at column {e.colno}); expected {FORMATS}") from None
+        if not isinstance(record, dict) or "prompt" not in record:
+            raise SgbenchError(f"{path} line {n} has no 'prompt': expected a JSON object with 'prompt' on every line")
+        if not isinstance(record["prompt"], str) or not record["prompt"].strip():
+            raise SgbenchError(f"{path} line {n}: expected 'prompt' to be a non-empty string but got {record['prompt']!r}")
+        records.append(record)
+    return records
+
+
+def prompt_ids(indices: Sequence[int], images_per_prompt: int) -> torch.Tensor:
+    """The prompt of each sample index (B,) long: i // images_per_prompt."""
+    if images_per_prompt < 1:
+        raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {images_per_prompt}")
+    return torch.tensor([int(i) // images_per_prompt for i in indices], dtype=torch.long)
+
+
+def prompt_conditioning(prompt_set: PromptSet, indices: Sequence[int], images_per_prompt: int) -> PromptConditioning:
+    """The conditioning of samples `indices` (what `GuidanceMethod.velocity(conditioning=...)` takes)."""
+    ids = prompt_ids(indices, images_per_prompt)
+    if len(ids) and int(ids.max()) >= len(prompt_set):
+        raise SgbenchError(
+            f"Sample {max(indices)} needs prompt {int(ids.max())} but there are {len(prompt_set)} prompts "
+            f"({images_per_prompt} images each: at most {len(prompt_set) * images_per_prompt} samples)"
+        )
+    return PromptConditioning(prompt_set, ids)
