@@ -302,6 +302,8 @@ def data_encode(
 
     sgbench sample -c CKPT -g ag+sg --guide GUIDE --gs cosine:0:0.6 --guide-sparsity cosine:0.6:0 --scale 2
 
+    sgbench sample -c sgbench/assets/animal-scenes-routed.safetensors --prompts sgbench/data/geneval_animal/evaluation_metadata.jsonl --images-per-prompt 4 -g cfg+sg --gs 0.2 --gw 0.7 --scale 2.5
+
     torchrun --nproc_per_node 2 -m sgbench.cli sample -c CKPT -n 1000   # the same samples as 1 process
 
     torchrun --nproc_per_node 8 -m sgbench.cli sample -c sit-xl2.safetensors --vae data/sd-vae-ft-ema -g sg --gs 0.5 --gw 0.9 --scale 1.5 -n 50000 -b 256 --device cuda --precision bf16 -o runs/imagenet/sg
@@ -320,10 +322,12 @@ def sample(
     guide: Guide = None,
     steps: Steps = 40,
     solver: Solver = "euler",
-    num: NumSamples = 64,
+    num: Annotated[Optional[int], typer.Option("--num-samples", "-n", help="Number of samples (default 64; with --prompts every prompt's images)")] = None,
     batch_size: BatchSize = 64,
     seed: Annotated[int, typer.Option("--seed", help="Run seed: sample i depends only on (seed, i)")] = 0,
     labels: Annotated[str, typer.Option("--labels", help="balanced (i mod K) or random")] = "balanced",
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Text models: GenEval's evaluation_metadata.jsonl (a JSON object with `prompt` per line) or one prompt per line")] = None,
+    images_per_prompt: Annotated[int, typer.Option("--images-per-prompt", help="Text models: images of each prompt (GenEval uses 4); sample i shows prompt i // K")] = 1,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/sample/GUIDANCE-seedSEED)")] = None,
     device: Device = "cpu",
     vae: Vae = None,
@@ -331,13 +335,15 @@ def sample(
     guidance_params: dict | None = None,
 ) -> None:
     """Generate samples with any registered guidance into a run directory (samples.npz, grid.png, run.json)."""
-    from sgbench.sampling import SampleConfig, sample_run
+    from sgbench.sampling import SampleConfig, read_prompt_texts, sample_run
 
+    if num is None:
+        num = len(read_prompt_texts(prompts)) * images_per_prompt if prompts else 64
     config = SampleConfig(
         checkpoint=str(checkpoint), out=str(out or Path("runs/sample") / f"{guidance.replace('+', '_')}-seed{seed}"),
         guidance=guidance, guidance_params=guidance_params or {}, guide=str(guide) if guide else None, num=num,
         batch_size=batch_size, steps=steps, solver=solver, seed=seed, labels=labels, device=device, vae=vae,
-        precision=precision,
+        precision=precision, prompts=str(prompts) if prompts else None, images_per_prompt=images_per_prompt,
     )
     run = sample_run(config)
     typer.echo(f"Wrote {run}/samples.npz, grid.png, run.json")

@@ -144,6 +144,8 @@ class SampleConfig:
     device: str = "cpu"
     vae: str | None = None  # latent models: VAE directory or HF cache name; None: the one the checkpoint records
     precision: str = "fp32"  # or "bf16": model forwards under bfloat16 autocast (CUDA; CPUs with bf16 matmuls)
+    prompts: str | None = None  # text models: a prompts file (GenEval's evaluation_metadata.jsonl, or one per line)
+    images_per_prompt: int = 1  # text models: sample i shows prompt i // images_per_prompt
 
     def identity(self) -> dict:
         """What determines the samples, as JSON: a resumed run must match it (batch size, device and
@@ -152,10 +154,14 @@ class SampleConfig:
         its path), so samples decoded by another VAE never resume a run. Pixel fp32 runs keep the
         identity they had before latent decoding and precision existed."""
         d = asdict(self)
-        for k in ("batch_size", "device", "out", "vae", "precision"):
+        for k in ("batch_size", "device", "out", "vae", "precision", "prompts", "images_per_prompt"):
             d.pop(k)
         if self.precision != "fp32":
             d["precision"] = self.precision
+        if self.prompts is not None:  # text runs: the prompts' content, not the file's path
+            d.pop("labels")
+            d["prompts_sha256"] = cached_sha256(self.prompts)
+            d["images_per_prompt"] = self.images_per_prompt
         decoder = resolve_decoder(self)
         if decoder is not None:
             d["decoder"] = {k: v for k, v in decoder.items() if k != "source"}
@@ -184,6 +190,27 @@ class SampleConfig:
                 raise SgbenchError(f"Checkpoint not found: {path} ({option}; expected a .safetensors file written by sgbench)")
         distributed.parse_device(self.device)
         resolve_decoder(self)
+        if self.prompts is not None:
+            if self.images_per_prompt < 1:
+                raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {self.images_per_prompt}")
+            available = len(read_prompt_texts(self.prompts)) * self.images_per_prompt
+            if self.num > available:
+                raise SgbenchError(f"Expected --num-samples <= {available} ({self.images_per_prompt} images for each prompt of "
+                                   f"{self.prompts}) but got {self.num}")
+
+    def check_model(self, config) -> None:
+        """Text models sample from prompts, class models from labels."""
+        if config.text is not None and self.prompts is None:
+            raise SgbenchError(f"{self.checkpoint} is a text-to-image model: give it prompts with --prompts FILE")
+        if config.text is None and self.prompts is not None:
+            raise SgbenchError(f"{self.checkpoint} is class-conditional: it takes no --prompts")
+
+
+def read_prompt_texts(path: str | Path) -> list[str]:
+    """The prompt strings of a prompts file, in order (one-line errors for a bad file)."""
+    from sgbench.text.prompts import read_prompts
+
+    return [record["prompt"] for record in read_prompts(path)]
 
 
 LABELS = ("balanced", "random")
@@ -233,27 +260,35 @@ def environment_info() -> dict:
 def generate(
     models,
     method,
+    conditioning,
     indices: Sequence[int],
     *,
     seed: int,
     steps: int,
     solver: str,
-    labels_mode: str,
     device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples for the given indices: returns (x at t = 1, NCHW float, CPU; labels (B,))."""
+) -> torch.Tensor:
+    """Samples `indices` under `method` and `conditioning` (class labels or prompts,
+    sgbench.conditioning): x at t = 1, (B, C, H, W) float on the CPU. Sample i starts from
+    seeding.sample_noise(seed, [i]) whatever its batch."""
     cfg = models.main.config
-    shape = (cfg.in_channels, cfg.input_size, cfg.input_size)
-    z = seeding.sample_noise(seed, indices, shape).to(device)
-    labels = seeding.sample_labels(seed, indices, cfg.num_classes, balanced=labels_mode == "balanced").to(device)
+    z = seeding.sample_noise(seed, indices, (cfg.in_channels, cfg.input_size, cfg.input_size)).to(device)
     state = method.new_state(len(indices))
 
     def velocity(x, t, n):
-        return method.velocity(models, x, t, step=n, labels=labels, indices=indices, seed=seed, state=state)
+        return method.velocity(models, x, t, step=n, indices=indices, seed=seed, state=state, conditioning=conditioning)
 
     with torch.no_grad():
         x = integrate(velocity, z, steps=steps, solver=solver)
-    return x.cpu(), labels.cpu()
+    return x.cpu()
+
+
+def class_conditioning(config, indices: Sequence[int], labels_mode: str, seed: int, device: torch.device):
+    """Class labels of samples `indices`: i mod K (balanced) or drawn per sample."""
+    from sgbench.conditioning import ClassConditioning
+
+    labels = seeding.sample_labels(seed, indices, config.num_classes, balanced=labels_mode == "balanced")
+    return ClassConditioning(labels.to(device))
 
 
 def batches_to_run(num: int, done: set[int], batch_size: int) -> list[list[int]]:
@@ -276,7 +311,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     write the same shards; a finished run with this identity is left as it is.
     """
     from sgbench.flops import cost_report
-    from sgbench.grid import save_grid
+    from sgbench.grid import save_grid, save_labelled_grid
     from sgbench.guidance import Models, build_guidance
     from sgbench.guidance.base import check_guide, check_sparse_backbone
     from sgbench.models.checkpoint import load_model
@@ -295,6 +330,14 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
         check_guide(models)  # before any sampling: a missing or mismatched guide fails at once
     times = eval_times(config.steps, config.solver)
     check_sparse_backbone(method, models, times)
+    config.check_model(main.config)
+    prompt_set = None
+    if config.prompts is not None:
+        from sgbench.conditioning import PromptSet
+
+        prompt_set = PromptSet(read_prompt_texts(config.prompts))
+        for model in filter(None, (main, guide)):  # every prompt encoded once per model, and checked before any write
+            prompt_set.encoded(model)
     decoder = resolve_decoder(config)
     decode = make_decoder(main.config, decoder["source"] if decoder else None, device)
     if config.precision == "bf16":
@@ -310,17 +353,32 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     t0 = time.time()
     with Bar(f"sample {config.guidance}", total=config.num, completed=config.num - todo, enabled=progress and rank == 0) as bar:
         for batch in mine:
-            x, labels = generate(models, method, batch, seed=config.seed, steps=config.steps, solver=config.solver,
-                                 labels_mode=config.labels, device=device)
-            run.write_shard(batch, decode(x), labels=labels.numpy().astype(np.int64))
+            if prompt_set is None:
+                conditioning = class_conditioning(main.config, batch, config.labels, config.seed, device)
+                per_sample = {"labels": conditioning.labels.cpu().numpy().astype(np.int64)}
+            else:
+                from sgbench.text.prompts import prompt_conditioning
+
+                conditioning = prompt_conditioning(prompt_set, batch, config.images_per_prompt)
+                per_sample = {"prompt_index": conditioning.prompt_ids.numpy().astype(np.int64)}
+            x = generate(models, method, conditioning, batch, seed=config.seed, steps=config.steps, solver=config.solver,
+                         device=device)
+            run.write_shard(batch, decode(x), **per_sample)
             bar.advance(len(batch) * world)
     elapsed = time.time() - t0
     generated = distributed.sum_over_processes(sum(len(b) for b in mine))
     distributed.barrier()
     if rank == 0:
         run.assemble(config.num)
-        columns = min(10, main.config.num_classes) if config.labels == "balanced" else 10
-        save_grid(run.first_images(min(100, config.num)), run.grid, columns=columns)  # read from the shards, not all N
+        if prompt_set is None:
+            columns = min(10, main.config.num_classes) if config.labels == "balanced" else 10
+            save_grid(run.first_images(min(100, config.num)), run.grid, columns=columns)  # read from the shards, not all N
+        else:  # one row per prompt, labelled with it
+            k = min(config.images_per_prompt, 8)
+            rows = min(config.num // config.images_per_prompt, 12)
+            first = run.first_images(rows * config.images_per_prompt)
+            pick = [r * config.images_per_prompt + j for r in range(rows) for j in range(k)]
+            save_labelled_grid(first[pick], prompt_set.prompts[:rows], run.grid)
         run.write_info(RunInfo(
             config=asdict(config), identity=identity,
             guidance={"name": method.name, "params": method.params},
@@ -332,6 +390,11 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
                     "images_per_s": generated / elapsed if elapsed > 0 and generated else None,
                     "device": str(device), "threads": torch.get_num_threads(), "peak_memory_mb": _peak_memory_mb(device)},
             environment=environment_info(), created=now(), decoder=decoder,
+            conditioning=None if prompt_set is None else {
+                "prompts": config.prompts, "sha256": cached_sha256(config.prompts), "num_prompts": len(prompt_set),
+                "images_per_prompt": config.images_per_prompt, "null": "the empty prompt",
+                "icg": "another prompt of this file, drawn uniformly per sample and step (seeding stream ICG_LABEL)",
+            },
         ))
     distributed.barrier()
     return run.path

@@ -25,7 +25,7 @@ from sgbench.flops import cost_report
 from sgbench.guidance import Models, build_guidance
 from sgbench.models.checkpoint import load_model
 from sgbench.resources import assets_dir
-from sgbench.sampling import eval_times, generate
+from sgbench.sampling import class_conditioning, eval_times, generate
 
 GOLDEN = Path(__file__).parent / "golden" / "guidance.json"
 NUM, STEPS, SEED, ATOL = 16, 4, 0, 2e-4
@@ -72,8 +72,10 @@ def run_case(models, backbone: str, method_name: str, params: dict, solver: str)
     method = build_guidance(method_name, **params)
     main = models[backbone]
     guide = models[GUIDE] if method.needs_guide else None
-    x, _ = generate(Models(main, guide), method, list(range(NUM)), seed=SEED, steps=STEPS, solver=solver,
-                    labels_mode="balanced", device=torch.device("cpu"))
+    indices = list(range(NUM))
+    conditioning = class_conditioning(main.config, indices, "balanced", SEED, torch.device("cpu"))
+    x = generate(Models(main, guide), method, conditioning, indices, seed=SEED, steps=STEPS, solver=solver,
+                 device=torch.device("cpu"))
     pooled = torch.nn.functional.avg_pool2d(x.double(), 8)  # (16, 1, 4, 4)
     flops = cost_report(method, main.config, eval_times(STEPS, solver), guide.config if guide else None)
     return {"pooled": [[round(v, 7) for v in row] for row in pooled.flatten(1).tolist()], "gflops_per_image": flops["per_image"]}

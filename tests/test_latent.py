@@ -42,13 +42,15 @@ def images(run_dir):
 
 def test_samples_are_the_vaes_decoding_of_the_models_output(latent, tmp_path):
     from sgbench.guidance import Models, build_guidance
-    from sgbench.sampling import generate
+    from sgbench.sampling import class_conditioning, generate
     from sgbench.vae import load_vae, vae_identity
 
     model, vae = latent
     out = run(model, vae, tmp_path / "r", guidance="cfg", guidance_params={"scale": 2.0})
-    x, _ = generate(Models(load_model(model)), build_guidance("cfg", scale=2.0), list(range(10)), seed=0, steps=3, solver="euler",
-                    labels_mode="balanced", device=torch.device("cpu"))
+    main = load_model(model)
+    cond = class_conditioning(main.config, list(range(10)), "balanced", 0, torch.device("cpu"))
+    x = generate(Models(main), build_guidance("cfg", scale=2.0), cond, list(range(10)), seed=0, steps=3, solver="euler",
+                 device=torch.device("cpu"))
     assert np.array_equal(images(out), load_vae(vae).decode(x))  # (10, 32, 32, 3) uint8, DiT's rounding
     assert images(out).shape == (10, 32, 32, 3)
     info = RunDir(out).info()

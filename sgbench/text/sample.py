@@ -1,11 +1,7 @@
-"""Sampling text models: generation for a batch of samples under any guidance, and training previews.
+"""Grids of text models' samples labelled with their prompts: training previews and model cards.
 
-What a sampler calls for a text model (`sgbench sample --prompts FILE --images-per-prompt K`):
-    records    = read_prompts(FILE)                                  # sgbench.text.prompts
-    prompt_set = PromptSet([r["prompt"] for r in records])           # encoded once per model, lazily
-    for a batch of sample indices:
-        conditioning = prompt_conditioning(prompt_set, indices, K)   # sample i shows prompt i // K
-        x = generate(models, method, conditioning, indices, seed=..., steps=..., solver=..., device=...)
+Runs sample prompts through sgbench.sampling (`sgbench sample --prompts FILE --images-per-prompt K`):
+sample i shows prompt i // K (sgbench.text.prompts.prompt_conditioning) and starts from sample i's noise.
 """
 
 from __future__ import annotations
@@ -15,8 +11,7 @@ from typing import Sequence
 
 import torch
 
-from sgbench import seeding
-from sgbench.conditioning import Conditioning, PromptConditioning, PromptSet
+from sgbench.conditioning import PromptConditioning, PromptSet
 from sgbench.grid import save_labelled_grid
 
 # One prompt per GenEval task (single object, two objects, counting, colours, position, colour
@@ -32,38 +27,6 @@ PREVIEW_PROMPTS = (
 )
 
 
-def generate(
-    models,
-    method,
-    conditioning: Conditioning,
-    indices: Sequence[int],
-    *,
-    seed: int,
-    steps: int,
-    solver: str = "euler",
-    device: torch.device | str = "cpu",
-) -> torch.Tensor:
-    """Samples `indices` (x at t = 1, (B, C, H, W) float, CPU) under `method` and `conditioning`.
-
-    The noise of sample i comes from seeding.sample_noise(seed, [i]), as for class models; the
-    conditioning holds what differs (class labels, or prompts: `sgbench.text.prompts.prompt_conditioning`).
-    """
-    from sgbench.sampling import integrate
-
-    cfg = models.main.config
-    z = seeding.sample_noise(seed, indices, (cfg.in_channels, cfg.input_size, cfg.input_size)).to(device)
-    state = method.new_state(len(indices))
-
-    def velocity(x, t, n):
-        return method.velocity(
-            models, x, t, step=n, indices=indices, seed=seed, state=state, conditioning=conditioning
-        )
-
-    with torch.no_grad():
-        x = integrate(velocity, z, steps=steps, solver=solver)
-    return x.cpu()
-
-
 def prompt_grid(
     models,
     method,
@@ -75,13 +38,13 @@ def prompt_grid(
     seed: int = 0,
 ) -> None:
     """Samples of each prompt under `method`, one row per prompt labelled with it, as one PNG."""
-    from sgbench.sampling import decode_pixels
+    from sgbench.sampling import decode_pixels, generate
 
     model = models.main
     device = next(model.parameters()).device
     indices = list(range(len(prompts) * per_prompt))
     conditioning = PromptConditioning(PromptSet(prompts), torch.tensor([i // per_prompt for i in indices]))
-    x = generate(models, method, conditioning, indices, seed=seed, steps=steps, device=device)
+    x = generate(models, method, conditioning, indices, seed=seed, steps=steps, solver="euler", device=device)
     save_labelled_grid(decode_pixels(x), [p if p else "(empty prompt)" for p in prompts], Path(path))
 
 

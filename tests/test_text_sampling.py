@@ -1,0 +1,139 @@
+"""Sampling text models from a prompts file: sample (prompt p, image k) depends only on (run seed, p, k),
+whatever the batch size, the process count or where a run was resumed; every guidance method runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from sgbench.cli import app
+from sgbench.guidance import REGISTRY
+from sgbench.models import Route, SiT, preset
+from sgbench.models.checkpoint import save_model
+from sgbench.models.sit import TextConfig
+from sgbench.rundir import RunDir
+
+runner = CliRunner()
+VOCAB = ("a", "photo", "of", "bear", "cat", "cats", "red", "blue", "two", "and", "left")
+TINY = preset("Tiny-test", input_size=16, patch_size=4, in_channels=3, num_classes=0, routes=(Route(1, 2, 0.5),),
+              text=TextConfig("embedded", width=16, heads=2, max_length=8, vocabulary=VOCAB), name="text-tiny")
+PROMPTS = ["a photo of a bear", "a photo of a red cat", "two cats", "a bear left of a cat", "a blue bear"]
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("text")
+    paths = []
+    for seed, name in ((0, "main"), (1, "guide")):
+        torch.manual_seed(seed)
+        model = SiT(TINY)
+        for p in model.parameters():  # a model whose every part (text included) moves the output
+            p.data.add_(torch.randn_like(p) * 0.1)
+        save_model(model, root / f"{name}.safetensors")
+        paths.append(root / f"{name}.safetensors")
+    prompts = root / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"tag": "t", "prompt": p}) + "\n" for p in PROMPTS))
+    return paths[0], paths[1], prompts
+
+
+def args(model_files, out, *extra) -> list[str]:
+    main, _, prompts = model_files
+    return ["sample", "-c", str(main), "--prompts", str(prompts), "--images-per-prompt", "2", "--steps", "3", "-o", str(out),
+            "-g", "cfg+sg", "--gs", "0.2", "--gw", "0.7", "--scale", "2.5", *extra]
+
+
+def test_text_run_layout_and_batch_size_invariance(model_files, tmp_path):
+    a = runner.invoke(app, args(model_files, tmp_path / "a", "-b", "3"))
+    b = runner.invoke(app, args(model_files, tmp_path / "b", "-b", "64"))
+    assert a.exit_code == 0 and b.exit_code == 0, a.output + b.output
+    assert (tmp_path / "a" / "samples.npz").read_bytes() == (tmp_path / "b" / "samples.npz").read_bytes()
+    with np.load(tmp_path / "a" / "samples.npz") as f:
+        assert f["arr_0"].shape == (10, 16, 16, 3) and f["prompt_index"].tolist() == [i // 2 for i in range(10)]
+        assert "labels" not in f.files
+    info = RunDir(tmp_path / "a").info()
+    assert info.conditioning["num_prompts"] == 5 and info.conditioning["images_per_prompt"] == 2
+    assert info.conditioning["sha256"] == RunDir(tmp_path / "a").identity()["prompts_sha256"]
+    assert (tmp_path / "a" / "grid.png").stat().st_size > 0
+
+
+def test_a_sample_depends_on_its_prompt_and_image_index_only(model_files, tmp_path):
+    """The first 4 samples of a 10-sample run are the 4 samples of a run cut to -n 4."""
+    assert runner.invoke(app, args(model_files, tmp_path / "all")).exit_code == 0
+    assert runner.invoke(app, args(model_files, tmp_path / "four", "-n", "4")).exit_code == 0
+    with np.load(tmp_path / "all" / "samples.npz") as f, np.load(tmp_path / "four" / "samples.npz") as g:
+        assert np.array_equal(f["arr_0"][:4], g["arr_0"])
+
+
+def test_a_killed_text_run_resumes_to_the_same_samples(model_files, tmp_path):
+    assert runner.invoke(app, args(model_files, tmp_path / "whole", "-b", "4")).exit_code == 0
+    run = RunDir(tmp_path / "part")
+    run.claim(RunDir(tmp_path / "whole").identity())
+    whole = RunDir(tmp_path / "whole")
+    for shard in whole.shards()[:2]:  # as if killed after two batches
+        (run.shards_dir / shard.path.name).write_bytes(shard.path.read_bytes())
+    assert runner.invoke(app, args(model_files, tmp_path / "part", "-b", "3")).exit_code == 0
+    assert (tmp_path / "whole" / "samples.npz").read_bytes() == (tmp_path / "part" / "samples.npz").read_bytes()
+
+
+@pytest.mark.parametrize("method", list(REGISTRY))
+def test_every_method_samples_a_text_model(model_files, tmp_path, method):
+    _, guide, _ = model_files
+    extra = ["-g", method] + (["--guide", str(guide)] if REGISTRY[method].needs_guide else [])
+    main, _, prompts = model_files
+    result = runner.invoke(app, ["sample", "-c", str(main), "--prompts", str(prompts), "--steps", "2", "-n", "4",
+                                 "-o", str(tmp_path / "r"), *extra])
+    assert result.exit_code == 0, result.output
+
+
+def test_icg_draws_another_prompt_and_the_null_is_the_empty_prompt(model_files, tmp_path):
+    main, _, prompts = model_files
+    assert runner.invoke(app, ["sample", "-c", str(main), "--prompts", str(prompts), "-g", "icg", "--scale", "2", "-n", "4",
+                               "--steps", "2", "-o", str(tmp_path / "icg")]).exit_code == 0
+    info = RunDir(tmp_path / "icg").info()
+    assert "another prompt" in info.conditioning["icg"] and info.conditioning["null"] == "the empty prompt"
+
+
+def test_prompt_file_and_model_kind_errors(model_files, tmp_path):
+    main, _, prompts = model_files
+    base = ["sample", "-c", str(main), "-o", str(tmp_path / "r"), "--steps", "2"]
+    r = runner.invoke(app, base)
+    assert r.exit_code == 2 and "text-to-image model: give it prompts with --prompts FILE" in r.output
+    r = runner.invoke(app, [*base, "--prompts", str(tmp_path / "nope.jsonl")])
+    assert r.exit_code == 2 and "Prompt file not found" in r.output
+    (tmp_path / "empty.txt").write_text("\n\n")
+    r = runner.invoke(app, [*base, "--prompts", str(tmp_path / "empty.txt")])
+    assert r.exit_code == 2 and "has no prompts" in r.output
+    (tmp_path / "noprompt.jsonl").write_text('{"tag": "x"}\n')
+    r = runner.invoke(app, [*base, "--prompts", str(tmp_path / "noprompt.jsonl")])
+    assert r.exit_code == 2 and "line 1 has no 'prompt'" in r.output
+    (tmp_path / "latin1.txt").write_bytes("a caf\xe9 bear\n".encode("latin-1"))
+    r = runner.invoke(app, [*base, "--prompts", str(tmp_path / "latin1.txt")])
+    assert r.exit_code == 2 and "is not UTF-8 text" in r.output
+    r = runner.invoke(app, [*base, "--prompts", str(prompts), "-n", "11", "--images-per-prompt", "2"])
+    assert r.exit_code == 2 and "Expected --num-samples <= 10" in r.output
+    (tmp_path / "unknown.txt").write_text("a purple bear\n")
+    r = runner.invoke(app, [*base, "--prompts", str(tmp_path / "unknown.txt")])
+    assert r.exit_code == 2 and "has the word 'purple', which is not in this model's vocabulary" in r.output
+    class_model = tmp_path / "class.safetensors"
+    save_model(SiT(preset("Tiny-test")), class_model)
+    r = runner.invoke(app, ["sample", "-c", str(class_model), "--prompts", str(prompts), "-o", str(tmp_path / "c")])
+    assert r.exit_code == 2 and "is class-conditional: it takes no --prompts" in r.output
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
+    assert runner.invoke(app, args(model_files, tmp_path / "one")).exit_code == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+           "-m", "sgbench.cli", *args(model_files, tmp_path / "two", "-b", "3")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "one" / "samples.npz").read_bytes() == (tmp_path / "two" / "samples.npz").read_bytes()
