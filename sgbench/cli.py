@@ -177,13 +177,19 @@ def train(
     typer.echo(f"Trained: {out}")
 
 
-@app.command(
+export_app = typer.Typer(help="Write files other tools read: `sgbench export model`, `sgbench export geneval`.",
+                         no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command(
+    "model",
     epilog="""Example:
 
-    sgbench export runs/train/animal-routed/model.safetensors sgbench/assets/animal-routed.safetensors --half
-"""
+    sgbench export model runs/train/animal-routed/model.safetensors sgbench/assets/animal-routed.safetensors --half
+""",
 )
-def export(
+def export_model_command(
     source: Annotated[Path, typer.Argument(help="A model checkpoint written by sgbench (e.g. OUT/model.safetensors)")],
     dest: Annotated[Path, typer.Argument(help="Where to write the shipped copy")],
     half: Annotated[bool, typer.Option("--half", help="Store float16 weights (loaded back as float32)")] = False,
@@ -195,97 +201,49 @@ def export(
     typer.echo(f"Wrote {dest} ({size / 2**20:.1f} MiB)")
 
 
-@app.command(
-    "import",
-    epilog="""Examples:
+@export_app.command(
+    "geneval",
+    epilog="""Example (then run GenEval's evaluation/evaluate_images.py on OUT, and `sgbench ingest geneval`):
 
-    sgbench import sit SiT-XL-2-256.pt sit-xl2.safetensors --vae data/sd-vae-ft-ema
+    sgbench sample -c CKPT --prompts geneval/prompts/evaluation_metadata.jsonl --images-per-prompt 4 -g cfg --scale 2.5 -o runs/t2i/cfg
 
-    sgbench import tread latest.pt tread-xl2.safetensors --route 2:24:0.5 --vae stabilityai/sd-vae-ft-ema
-
-    sgbench import maskdit imagenet256-guidance.pt maskdit-xl2.safetensors
-
-Kinds: tread (CompVis/tread, rf.py or edm.py), sit (willisma/SiT), maskdit (Anima-Lab/MaskDiT); dit
-(facebookresearch/DiT) is refused with the reason. Time and output conventions are converted here,
-once; the result samples with `sgbench sample -c DST` like a model trained by sgbench.
-
-**Checkpoints are code.** A .pt/.pth file is a pickle, and unpickling a file from an untrusted source
-can run arbitrary code on your machine. sgbench reads pickles with torch.load(weights_only=True), which
-refuses anything but tensors and plain containers; --trust-pickle lifts that, only for files whose
-source you trust. .safetensors files hold tensors only.
+    sgbench export geneval runs/t2i/cfg geneval_out --metadata geneval/prompts/evaluation_metadata.jsonl
 """,
 )
-def import_(
-    kind: Annotated[str, typer.Argument(help="Which codebase wrote the checkpoint: tread, sit, maskdit (dit is refused)")],
-    source: Annotated[Path, typer.Argument(help="Its checkpoint (.pt, .pth or .safetensors); EMA weights are used when present")],
-    dest: Annotated[Path, typer.Argument(help="The sgbench model file to write (.safetensors)")],
-    route: Annotated[Optional[list[str]], typer.Option("--route", help="tread: routed blocks as in its config, e.g. 2:24:0.5 (START:END[:RATE], "
-                                                       "inclusive, 0-based; RATE = fraction dropped in training, default 0.5); repeatable")] = None,
-    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="Attention heads (default: DiT's table by width)")] = None,
-    decoder_heads: Annotated[Optional[int], typer.Option("--decoder-heads", help="maskdit: decoder heads (default 16, as MaskDiT)")] = None,
-    vae: Annotated[Optional[str], typer.Option("--vae", help="The VAE that decodes this model's latents (directory or Hugging Face cache "
-                                               "name), recorded in DEST so `sgbench sample` needs no --vae")] = None,
-    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow arbitrary objects in a pickle: RUNS CODE from the file; "
-                                               "only for checkpoints whose source you trust")] = False,
+def export_geneval(
+    run: Annotated[Path, typer.Argument(help="A text run sampled from GenEval metadata (sample --prompts)")],
+    out: Annotated[Path, typer.Argument(help="New or empty folder for GenEval's layout: OUT/<prompt>/metadata.jsonl, samples/<k>.png")],
+    metadata: Annotated[Optional[Path], typer.Option("--metadata", help="GenEval's evaluation_metadata.jsonl: refuse a run sampled from other prompts")] = None,
 ) -> None:
-    """Convert another codebase's checkpoint (TREAD, SiT, MaskDiT) into an sgbench model file.
-    Checkpoints from untrusted sources are code: see below."""
-    from sgbench.models.importers import import_checkpoint
-    from sgbench.models.sit import parse_route
+    """A text run in GenEval's folder layout, for the real GenEval evaluator (Mask2Former + CLIP, on a GPU)."""
+    from sgbench.geneval.run import export_run
 
-    model = import_checkpoint(kind, source, dest, routes=[parse_route(r) for r in route or []], num_heads=num_heads,
-                              decoder_heads=decoder_heads, vae=vae, trust_pickle=trust_pickle)
-    c = model.config
-    sparsity = {"routing": f"routes {', '.join(f'{r.start}..{r.end}@{r.rate:g}' for r in c.routes)}",
-                "masking": f"masking, decoder {c.masking.decoder_depth if c.masking else 0} blocks", "dense": "dense"}[c.sparsity_kind]
-    typer.echo(f"Wrote {dest}: {c.name}, {c.in_channels}x{c.input_size}x{c.input_size} inputs, {sparsity}"
-               + (f", decoded by {vae}" if vae else ""))
+    typer.echo(f"Wrote {export_run(run, out, metadata=metadata)}")
 
 
-# === data ============================================================================================
-
-data_app = typer.Typer(help="Datasets: `sgbench data encode` (ImageNet to SD-VAE latent shards).", no_args_is_help=True,
-                       rich_markup_mode="markdown")
-app.add_typer(data_app, name="data")
+ingest_app = typer.Typer(help="Bring other tools' results into a run: `sgbench ingest geneval`.", no_args_is_help=True,
+                         rich_markup_mode="markdown")
+app.add_typer(ingest_app, name="ingest")
 
 
-@data_app.command(
-    "encode",
-    epilog="""Examples:
+@ingest_app.command(
+    "geneval",
+    epilog="""Example:
 
-    sgbench data encode IMAGENET/train data/imagenet256-sdvae --vae data/sd-vae-ft-ema --flip --device cuda
-
-    torchrun --nproc_per_node 8 -m sgbench.cli data encode IMAGENET/train data/imagenet256-sdvae --vae data/sd-vae-ft-ema --flip --device cuda
-
-Images (class folders, sorted as torchvision's ImageFolder) go through ADM's centre crop and the VAE's
-encoder (posterior means x scaling factor, the scale DiT/SiT/TREAD train in); OUT gets manifest.json
-and shard-NNNNN.npz files that `data.dataset: latents, data.path: OUT` trains on. Rerunning the same
-command resumes (finished shards are kept); 1 or N processes write identical shards.
+    sgbench ingest geneval geneval_out/results.jsonl --run runs/t2i/cfg
 """,
 )
-def data_encode(
-    images: Annotated[Path, typer.Argument(help="ImageFolder root: one folder of images per class, e.g. IMAGENET/train")],
-    out: Annotated[Path, typer.Argument(help="Output directory (manifest.json + latent shards)")],
-    vae: Annotated[str, typer.Option("--vae", help="The SD-VAE: a directory (config.json + diffusion_pytorch_model.safetensors) or a Hugging Face cache name")],
-    flip: Annotated[bool, typer.Option("--flip", help="Also encode every image mirrored (DiT's flip augmentation, done once)")] = False,
-    size: Annotated[int, typer.Option("--size", help="Image side after ADM's centre crop")] = 256,
-    shard_size: Annotated[int, typer.Option("--shard-size", help="Source images per shard (the unit of resuming and of work per process)")] = 1000,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per VAE forward (does not change the latents)")] = 32,
-    device: Device = "cpu",
+def ingest_geneval(
+    results: Annotated[Path, typer.Argument(help="GenEval's results.jsonl for the run's exported images")],
+    run: Annotated[Path, typer.Option("--run", help="The run the images came from (`sgbench export geneval`)")],
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: none)")] = 200,
 ) -> None:
-    """Encode an ImageFolder dataset into SD-VAE latent shards for training (torchrun-sharded, resumable)."""
-    from sgbench import distributed
-    from sgbench.data.encode import encode_dataset
-    from sgbench.vae import load_vae
+    """The real GenEval's per-image results into the run's metrics.json (GenEval's summary: the mean of the
+    tasks' scores), so `compare` shows them beside everything else."""
+    from sgbench.geneval.run import ingest_run
+    from sgbench.results.render import geneval_table
 
-    if size < 8 or shard_size < 1 or batch_size < 1:
-        raise SgbenchError(f"Expected --size >= 8, --shard-size >= 1 and --batch-size >= 1 but got {size}, {shard_size} and {batch_size}")
-    dev = distributed.local_device(distributed.parse_device(device))
-    rank, _ = distributed.init(dev)
-    encode_dataset(images, out, load_vae(vae, device=dev), size=size, flip=flip, shard_size=shard_size, batch_size=batch_size,
-                   log=lambda m: typer.echo(m, err=True))
-    if rank == 0:
-        typer.echo(f"Encoded {images} into {out}")
+    typer.echo(geneval_table({"GenEval (ingested)": ingest_run(results, run, replicates=bootstrap)}), nl=False)
 
 
 # === sample ==========================================================================================
@@ -523,25 +481,76 @@ def eval_lpips(
     "clip",
     epilog="""Examples:
 
-    sgbench eval clip runs/t2i/sg --prompts prompts.txt --model ViT-L-14 --weights open_clip_pytorch_model.bin
+    sgbench eval clip runs/t2i/cfg --model ViT-L-14 --weights open_clip_pytorch_model.bin      # a text run: its own prompts
+
+    sgbench eval clip samples.npz --prompts prompts.txt --weights open_clip_pytorch_model.bin  # an npz: one prompt per sample
 """,
 )
 def eval_clip(
-    samples: Annotated[Path, typer.Argument(help="Run directory or npz")],
-    prompts: Annotated[Path, typer.Option("--prompts", help="Text file, one prompt per sample in order")],
+    samples: Annotated[Path, typer.Argument(help="A text run directory, or an npz with --prompts")],
+    prompts: Annotated[Optional[Path], typer.Option("--prompts", help="For an npz: a text file, one prompt per sample in order")] = None,
     weights: Annotated[Optional[Path], typer.Option("--weights", help="Local open_clip weights file")] = None,
     model: Annotated[str, typer.Option(help="open_clip model name")] = "ViT-B-32",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch")] = 32,
 ) -> None:
-    """CLIP score (100 x cosine, clipped at 0) through open_clip with local weights."""
+    """CLIP score (100 x cosine, clipped at 0) of each image against its prompt, through open_clip with local
+    weights; a run directory gets it (with a 95% interval) in its metrics.json."""
     from sgbench.metrics.clip_score import clip_score
-    from sgbench.metrics.evaluate import resolve_samples
+    from sgbench.metrics.t2i import evaluate_clip_run
 
-    if not prompts.is_file():
-        raise SgbenchError(f"Expected a prompts file (one prompt per line) but {prompts} does not exist")
-    npz, _ = resolve_samples(samples)
-    out = clip_score(npz, prompts.read_text().splitlines(), model_name=model, weights=weights, batch_size=batch_size)
+    if samples.is_dir():
+        out = evaluate_clip_run(samples, model_name=model, weights=weights, batch_size=batch_size)
+    else:
+        if prompts is None or not prompts.is_file():
+            raise SgbenchError(f"Expected --prompts FILE (one prompt per sample) for the npz {samples}, or a text run directory")
+        out = clip_score(samples, prompts.read_text().splitlines(), model_name=model, weights=weights, batch_size=batch_size)
     typer.echo(f"CLIP score ({model}) over {out['num_samples']} samples: {out['clip_score']:.3f}")
+
+
+@eval_app.command(
+    "geneval",
+    epilog="""Example:
+
+    sgbench sample -c sgbench/assets/animal-scenes-routed.safetensors --prompts sgbench/data/geneval_animal/evaluation_metadata.jsonl --images-per-prompt 4 -g cfg --scale 2.5 -o runs/t2i/cfg
+
+    sgbench eval geneval runs/t2i/cfg
+""",
+)
+def eval_geneval(
+    run: Annotated[Path, typer.Argument(help="A text run of Animal scenes, sampled from GenEval metadata")],
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: none)")] = 200,
+) -> None:
+    """The offline GenEval of the embedded Animal scenes: GenEval's rules over a detector of the canvas's
+    objects, its class classifier and colour fit. Per-image results in GenEval's format go to
+    RUN/geneval/results.jsonl, task scores and the overall (with 95% intervals) to metrics.json. For
+    real images use `sgbench export geneval` and the real evaluator."""
+    from sgbench.geneval.run import evaluate_run
+    from sgbench.results.render import geneval_table
+
+    typer.echo(geneval_table({str(run): evaluate_run(run, replicates=bootstrap)}), nl=False)
+
+
+@eval_app.command(
+    "hpsv3",
+    epilog="""Example (a GPU; the extra: pip install 'sgbench[hpsv3]'):
+
+    sgbench eval hpsv3 runs/t2i/sg --checkpoint HPSv3.safetensors --base-model Qwen2-VL-7B-Instruct --device cuda
+""",
+)
+def eval_hpsv3(
+    run: Annotated[Path, typer.Argument(help="A text run directory")],
+    checkpoint: Annotated[Path, typer.Option("--checkpoint", "-c", help="HPSv3.safetensors (huggingface.co/MizzenAI/HPSv3)")],
+    base_model: Annotated[Path, typer.Option("--base-model", help="Local Qwen2-VL-7B-Instruct directory")],
+    device: Device = "cuda",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per reward call")] = 16,
+) -> None:
+    """HPSv3 (human preference) of each image against its prompt, per prompt category when the prompts
+    carry a `category`, overall as HPSv3's benchmark computes it (the mean of the category means)."""
+    from sgbench.metrics.t2i import evaluate_hpsv3_run
+
+    scores = evaluate_hpsv3_run(run, checkpoint=checkpoint, base_model=base_model, device=device, batch_size=batch_size)
+    typer.echo(f"HPSv3 over {len(scores.mu)} images: {scores.overall:.3f}"
+               + "".join(f"\n  {c}: {m:.3f}" for c, m in scores.category_means.items()))
 
 
 @eval_app.command("train-classifier")
@@ -617,6 +626,49 @@ def stats_list() -> None:
             for e, root in locate().values()]
     typer.echo(rich_text(table("Reference statistics", ["name", "extractor", "images", "px", "source", "weights sha256", "folder"],
                                rows, left=7)), nl=False)
+
+
+geneval_app = typer.Typer(help="The embedded GenEval: `sgbench geneval prompts`, `validate`, `train-classifier`.",
+                          no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(geneval_app, name="geneval")
+
+
+@geneval_app.command("prompts", epilog="Example:\n\n    sgbench geneval prompts --seed 43 --out my_prompts.jsonl\n")
+def geneval_prompts(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write evaluation_metadata.jsonl")],
+    seed: Annotated[int, typer.Option("--seed", help="GenEval's generator seed (the shipped set: 43)")] = 43,
+) -> None:
+    """GenEval's prompt generator (its six tasks, counts, colours, relations and proportions) over the ten
+    Animal-MNIST classes, as GenEval's evaluation_metadata.jsonl."""
+    from sgbench.geneval.prompts import write_prompts
+
+    typer.echo(f"Wrote {len(write_prompts(out, seed))} prompts to {out}")
+
+
+@geneval_app.command("validate", epilog="Example:\n\n    sgbench geneval validate --seed 0\n")
+def geneval_validate(
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the ground-truth scenes and of the shuffle")] = 0,
+    images_per_prompt: Annotated[int, typer.Option("--images-per-prompt", help="Ground-truth images per prompt")] = 4,
+) -> None:
+    """Check the offline evaluator: ground-truth scenes of every embedded prompt (test silhouettes) should
+    score near 1 on every task, and the same images judged against shuffled prompts far lower."""
+    from sgbench.geneval.evaluate import validate_geneval, validation_table
+
+    typer.echo(validation_table(validate_geneval(seed=seed, images_per_prompt=images_per_prompt)))
+
+
+@geneval_app.command("train-classifier")
+def geneval_train_classifier(
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output file (default: the shipped sgbench/assets/scene_object_classifier.safetensors)")] = None,
+    seed: Annotated[int, typer.Option(help="Training seed")] = 0,
+) -> None:
+    """Train the offline GenEval's object classifier (three small nets on rendered `train` silhouettes, the
+    temperature fit on held-out `train` silhouettes; about 35 minutes on one CPU thread)."""
+    from sgbench.geneval.detect import DEFAULT_WEIGHTS
+    from sgbench.geneval.train_classifier import train_scene_classifier
+
+    record = train_scene_classifier(out or DEFAULT_WEIGHTS, seed=seed)
+    typer.echo(f"Wrote {out or DEFAULT_WEIGHTS}: {record}")
 
 
 # === bench, compare, sweep ===========================================================================

@@ -83,7 +83,7 @@ def test_the_same_thing_has_the_same_name_everywhere():
 
 
 def test_help_has_examples_everywhere():
-    for path in [("sample",), ("sweep",), ("flops",), ("bench",), ("speed",), ("compare",), ("train",), ("export",),
+    for path in [("sample",), ("sweep",), ("flops",), ("bench",), ("speed",), ("compare",), ("train",), ("export", "model"), ("export", "geneval"), ("eval", "geneval"), ("ingest", "geneval"),
                  ("eval", "fid"), ("stats", "build")]:
         result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "Example" in result.output, path

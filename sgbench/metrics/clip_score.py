@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -52,12 +53,14 @@ def clip_score(samples: str | Path, prompts: list[str], *, model_name: str = "Vi
     size = model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (OPENAI_MEAN, OPENAI_STD))
-    total, start = 0.0, 0
+    per_image, start = [], 0
     with torch.inference_mode():
         for x in track(images.batches(batch_size), total=-(-images.num_images // batch_size), description="CLIP score"):
             pixels = F.interpolate(to_rgb_nchw(x).float() / 255.0, size=(size, size), mode="bicubic", antialias=True)
             image_emb = F.normalize(model.encode_image((pixels.clamp(0, 1) - mean) / std), dim=-1)
             text_emb = F.normalize(model.encode_text(tokenizer(prompts[start : start + len(x)])), dim=-1)
-            total += float((100 * (image_emb * text_emb).sum(-1)).clamp_min(0).double().sum())
+            per_image.append((100 * (image_emb * text_emb).sum(-1)).clamp_min(0).double().numpy())
             start += len(x)
-    return {"clip_score": total / images.num_images, "num_samples": images.num_images, "model": model_name, "weights_sha256": sha}
+    scores = np.concatenate(per_image)
+    return {"clip_score": float(scores.mean()), "per_image": scores, "num_samples": images.num_images, "model": model_name,
+            "weights_sha256": sha}

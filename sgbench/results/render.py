@@ -265,3 +265,12 @@ def speed_table(result: dict, *, title: str) -> str:
     text = rich_text(table(title, ["guidance", "seconds", "GFLOPs/img", "time / cfg", "GFLOPs / cfg", "unshared GFLOPs / cfg"], rows))
     return text + "".join(f"one forward, {row['what']}: {row['seconds']:.3f} s ({row['gflops']:.2f} GFLOPs/img)\n"
                           for row in result["forwards"])
+
+
+def geneval_table(reports: dict) -> str:
+    """GenEval reports (name -> GenevalReport) as a table: each task's score and the overall."""
+    from sgbench.data.scenes import TASKS
+
+    rows = [[name, *(f"{r.task_scores[t]:.3f}" if t in r.task_scores else "-" for t in TASKS), f"{r.overall:.3f}",
+             str(len(r.results))] for name, r in reports.items()]
+    return rich_text(table("GenEval (fraction of images judged correct)", ["run", *TASKS, "overall", "images"], rows))

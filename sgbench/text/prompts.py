@@ -14,10 +14,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from sgbench.conditioning import PromptConditioning, PromptSet
 from sgbench.errors import SgbenchError
+from sgbench.files import cached_sha256
+from sgbench.rundir import RunDir
 
 FORMATS = "GenEval's evaluation_metadata.jsonl (one JSON object with 'prompt' per line) or a text file with one prompt per line"
 
@@ -66,3 +69,26 @@ def prompt_conditioning(prompt_set: PromptSet, indices: Sequence[int], images_pe
             f"({images_per_prompt} images each: at most {len(prompt_set) * images_per_prompt} samples)"
         )
     return PromptConditioning(prompt_set, ids)
+
+
+def prompt_set_name(path: str | Path) -> str:
+    """How metrics name a prompt set: its folder and file name (geneval_animal/evaluation_metadata.jsonl)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}"
+
+
+def run_prompts(run: RunDir) -> tuple[list[dict], np.ndarray, str]:
+    """(the run's prompt records, each sample's prompt index, the prompt set's name), checked: the
+    prompts file must still be the one the run was sampled from."""
+    if not run.samples.is_file():
+        raise SgbenchError(f"Expected a sampled run directory but {run.path} has no samples.npz")
+    info = run.info()
+    if info.conditioning is None:
+        raise SgbenchError(f"{run.path} is a class-conditional run; this scores text-to-image runs (sample --prompts)")
+    path = Path(info.conditioning["prompts"])
+    if cached_sha256(path) != info.conditioning["sha256"]:
+        raise SgbenchError(f"The prompts file {path} is not the one {run.path} was sampled from (its sha256 changed or it is gone)")
+    records = read_prompts(path)
+    with np.load(run.samples) as f:
+        index = f["prompt_index"]
+    return records, index, prompt_set_name(path)
