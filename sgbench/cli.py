@@ -734,7 +734,7 @@ Table 2, plus Table 1 when a run's backbone masks tokens and Table 3 when runs a
 )
 def compare(
     runs: Annotated[list[Path], typer.Argument(help="Run directories, or folders of run directories")],
-    sort: Annotated[str, typer.Option("--sort", "-s", help="Column: fd (or fid), sfid, is, precision, recall, class_accuracy, kid, gflops_step, gflops_step_run, delta_gflops_step, gflops_image, images_per_s")] = "fd",
+    sort: Annotated[Optional[str], typer.Option("--sort", "-s", help="Column (default: FD, or GenEval for text-to-image runs): fd (or fid), sfid, is, precision, recall, class_accuracy, kid, geneval, single_object, ..., hpsv3, clip_score, gflops_step, gflops_step_run, delta_gflops_step, gflops_image, images_per_s")] = None,
     reverse: Annotated[bool, typer.Option("--reverse", help="Worst first")] = False,
     fmt: Format = "table",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the leaderboard to this file instead of stdout")] = None,
@@ -756,31 +756,37 @@ def compare(
     base = results.read_baseline(baseline) if baseline else None
     if base is not None:
         extractor, ref = extractor or base.get("extractor"), ref or base.get("reference")
-    sort_key = results.column_key(sort)
-    board = results.leaderboard(results.load_runs(runs, extractor=extractor, reference=ref), sort=sort_key,
-                                descending=None if not reverse else results.COLUMNS[sort_key].better < 0)
-    paper = reference_tables(reference, masking=any(r.sparsity == "masking" for r in board.rows),
-                             inception=board.extractor == "inception") if reference else None
-    text = results.render(board, fmt, paper=paper)
+    loaded = results.load_runs(runs, extractor=extractor, reference=ref)
+    boards, texts = [], []
+    for kind in results.kinds(loaded):
+        sort_key = results.column_key(sort or results.PRIMARY[kind])
+        board = results.leaderboard(loaded, kind=kind, sort=sort_key,
+                                    descending=None if not reverse else results.COLUMNS[sort_key].better < 0)
+        paper = reference_tables(reference, masking=any(r.sparsity == "masking" for r in board.rows),
+                                 inception=board.extractor == "inception", text=kind == "t2i") if reference else None
+        boards.append(board)
+        texts.append(results.render(board, fmt, paper=paper))
+    text = "\n".join(texts)  # class and text-to-image runs never share a table
     if out:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(text)
         except OSError as e:
             raise SgbenchError(f"Cannot write {out}: {e.strerror or e}") from None
-        typer.echo(f"Wrote {out} ({len(board.rows)} configurations, {len(board.problems)} broken or partial runs)", err=True)
+        typer.echo(f"Wrote {out} ({sum(len(b.rows) for b in boards)} configurations, "
+                   f"{sum(len(b.problems) for b in boards)} broken or partial runs)", err=True)
     else:
         typer.echo(text, nl=False)
     if plots:
         from sgbench.plots import plot_leaderboard
 
-        for p in plot_leaderboard(board, plots):
+        for p in plot_leaderboard(boards[0], plots):
             typer.echo(f"Wrote {p}", err=True)
     if save_baseline:
-        results.save_baseline(board, save_baseline, tolerances)
-        typer.echo(f"Wrote baseline {save_baseline} ({len(board.rows)} configurations)", err=True)
+        results.save_baseline(boards, save_baseline, tolerances)
+        typer.echo(f"Wrote baseline {save_baseline} ({sum(len(b.rows) for b in boards)} configurations)", err=True)
     if base is not None:
-        _gate(board, baseline, tolerances)
+        _gate(boards, baseline, tolerances)
 
 
 @app.command(

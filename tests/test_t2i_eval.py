@@ -101,3 +101,22 @@ def test_clip_score_of_a_text_run_uses_its_prompts(sampled, tmp_path):
     assert r.exit_code == 0, r.output
     (clip,) = [m for m in RunDir(run).metrics() if m.metric == "clip_score"]
     assert clip.num_samples == 24 and clip.ci95[0] <= clip.value <= clip.ci95[1]
+
+
+def test_compare_keeps_text_runs_in_their_own_table(sampled, tmp_path):
+    root, prompts, run = sampled
+    assert runner.invoke(app, ["eval", "geneval", str(run), "--bootstrap", "20"]).exit_code == 0
+    from test_results import make_run
+
+    make_run(tmp_path / "runs", "cfg", method="cfg", fd=12.0, ci=1.0)
+    r = runner.invoke(app, ["compare", str(run), str(tmp_path / "runs"), "-f", "markdown", "--reference", "paper"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    class_part, t2i_part = r.output.split("**Text-to-image")
+    assert "FD against" in class_part and "cfg w=1.5" in class_part and "GenEval" not in class_part.split("Paper")[0]
+    header = next(line for line in t2i_part.splitlines() if line.startswith("|  | tier"))
+    assert "GenEval" in header and "FD" not in header and "cfg w=2" in t2i_part
+    assert "Table 5" in t2i_part and "Table 2" in class_part  # the paper's GenEval table beside text runs
+    loaded = results.load_runs([run, tmp_path / "runs"])
+    assert results.kinds(loaded) == ["class", "t2i"]
+    (t2i,) = results.leaderboard(loaded, kind="t2i").rows
+    assert t2i.pareto and t2i.mean["geneval"] is not None and t2i.mean["fd"] is None

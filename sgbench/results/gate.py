@@ -23,7 +23,7 @@ from sgbench.results.records import COLUMNS, column_key
 
 # Default tolerances stored in a baseline: absolute, or relative to the baseline value with '%'.
 DEFAULT_TOLERANCES = {"fd": "5%", "sfid": "5%", "is": "5%", "precision": 0.03, "recall": 0.03,
-                      "class_accuracy": 0.02, "gflops_step": "0.1%"}
+                      "class_accuracy": 0.02, "geneval": 0.03, "hpsv3": "3%", "clip_score": "3%", "gflops_step": "0.1%"}
 BASELINE_KIND = "sgbench-baseline"
 
 
@@ -52,23 +52,31 @@ def _allowed(tol: float | str, base: float) -> float:
     return float(tol[:-1]) / 100 * abs(base) if isinstance(tol, str) else float(tol)
 
 
-def baseline_dict(board: Leaderboard, tolerances: dict[str, float | str] | None = None) -> dict:
-    """The leaderboard as a baseline: values and intervals per configuration key, and the tolerances."""
+def _boards(boards: Leaderboard | list[Leaderboard]) -> list[Leaderboard]:
+    return boards if isinstance(boards, list) else [boards]
+
+
+def baseline_dict(boards: Leaderboard | list[Leaderboard], tolerances: dict[str, float | str] | None = None) -> dict:
+    """Leaderboards (class and text-to-image) as a baseline: values and intervals per configuration key,
+    and the tolerances."""
     tol = {**DEFAULT_TOLERANCES, **(tolerances or {})}
-    if board.problems:
-        listed = "; ".join(f"{p.path}: {p.reason}" for p in board.problems)
+    boards = _boards(boards)
+    problems = [p for b in boards for p in b.problems]
+    if problems:
+        listed = "; ".join(f"{p.path}: {p.reason}" for p in problems)
         raise SgbenchError(f"Refusing to save a baseline with broken or partial runs ({listed})")
+    board = boards[0]
     return {
         "version": 2, "kind": BASELINE_KIND,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "extractor": board.extractor, "reference": board.reference, "tolerances": tol,
         "entries": [{"key": r.key, "n": r.n, "seeds": r.seeds,
                      "values": {k: r.mean[k] for k in COLUMNS if r.mean[k] is not None},
-                     "ci95": {k: r.ci95[k] for k in COLUMNS if r.ci95.get(k) is not None}} for r in board.rows],
+                     "ci95": {k: r.ci95[k] for k in COLUMNS if r.ci95.get(k) is not None}} for b in boards for r in b.rows],
     }
 
 
-def save_baseline(board: Leaderboard, path: str | Path, tolerances: dict[str, float | str] | None = None) -> Path:
+def save_baseline(board: Leaderboard | list[Leaderboard], path: str | Path, tolerances: dict[str, float | str] | None = None) -> Path:
     path = Path(path)
     body = baseline_dict(board, tolerances)
     try:
@@ -112,12 +120,15 @@ class GateResult:
         return "\n".join(lines)
 
 
-def check_baseline(board: Leaderboard, baseline: dict, tolerances: dict[str, float | str] | None = None) -> GateResult:
-    """Compare each baseline configuration's metrics with the current leaderboard's."""
+def check_baseline(boards: Leaderboard | list[Leaderboard], baseline: dict,
+                   tolerances: dict[str, float | str] | None = None) -> GateResult:
+    """Compare each baseline configuration's metrics with the current leaderboards'."""
     tol = {column_key(k): _check_tolerance(k, v) for k, v in baseline.get("tolerances", {}).items()}
     tol.update(tolerances or {})
-    rows = {r.key: r for r in board.rows}
-    broken = {p.key: p for p in board.problems if p.key}
+    boards = _boards(boards)
+    board = boards[0]
+    rows = {r.key: r for b in boards for r in b.rows}
+    broken = {p.key: p for b in boards for p in b.problems if p.key}
     failures, passed, noise = [], [], []
     for entry in baseline["entries"]:
         key = entry["key"]
@@ -131,7 +142,7 @@ def check_baseline(board: Leaderboard, baseline: dict, tolerances: dict[str, flo
             if base is None:
                 continue
             cur = row.mean.get(metric)
-            name = board.header(metric)
+            name = COLUMNS[metric].header if metric != "fd" else board.header(metric)
             if cur is None:
                 failures.append(f"{key}: {name} missing (baseline {base:.4g})")
                 continue

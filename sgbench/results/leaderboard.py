@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sgbench.results.records import COLUMNS, Loaded, Problem, RunRecord, column_key
+from sgbench.results.records import COLUMNS, KINDS, PRIMARY, Loaded, Problem, RunRecord, column_key
 
 # t_{0.975, n-1} for the interval of a mean over n seeds (n = 2..30); beyond, the normal 1.96.
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -48,6 +48,12 @@ class Leaderboard:
     reference: str | None
     sort: str = "fd"
     columns: list[str] = field(default_factory=list)  # shown: those any row has a value for
+    kind: str = "class"  # 'class' (FD, ...) or 't2i' (GenEval, HPSv3, CLIP): never mixed in one board
+
+    @property
+    def quality(self) -> str:
+        """The column the Pareto front trades against cost."""
+        return PRIMARY[self.kind]
 
     @property
     def fd_header(self) -> str:
@@ -125,18 +131,28 @@ def assign_tiers(rows: list[Row], key: str) -> None:
         r.tier = tier
 
 
-def leaderboard(loaded: Loaded, *, sort: str = "fd", descending: bool | None = None) -> Leaderboard:
-    """Group runs by configuration (all but the seed), mark each backbone's Pareto front (FD vs
-    GFLOPs per image), sort by a column (best first unless `descending` says otherwise), and put the
-    rows of each backbone into tiers of indistinguishable values of the sorted column."""
-    sort = column_key(sort)
+def kinds(loaded: Loaded) -> list[str]:
+    """The kinds of run among the records ('class' first), each of which gets its own board."""
+    present = {r.kind for r in loaded.records}
+    return [k for k in KINDS if k in present] or ["class"]
+
+
+def leaderboard(loaded: Loaded, *, sort: str | None = None, descending: bool | None = None, kind: str = "class") -> Leaderboard:
+    """Group runs of one kind by configuration (all but the seed), mark each backbone's Pareto front
+    (the kind's primary quality against GFLOPs per image), sort by a column (default the primary; best
+    first unless `descending` says otherwise), and put the rows of each backbone into tiers of
+    indistinguishable values of the sorted column. Problems are listed on the class board, or on the
+    only board there is."""
+    sort = column_key(sort or PRIMARY[kind])
+    quality = PRIMARY[kind]
     groups: dict[str, list[RunRecord]] = {}
     for r in loaded.records:
-        groups.setdefault(r.key, []).append(r)
+        if r.kind == kind:
+            groups.setdefault(r.key, []).append(r)
     rows = [_aggregate(rs) for rs in groups.values()]
     for backbone in {r.backbone for r in rows}:
-        cand = [r for r in rows if r.backbone == backbone and r.mean["fd"] is not None and r.mean["gflops_image"] is not None]
-        for r, on in zip(cand, pareto_front(cand)):
+        cand = [r for r in rows if r.backbone == backbone and r.mean[quality] is not None and r.mean["gflops_image"] is not None]
+        for r, on in zip(cand, pareto_front(cand, quality=quality)):
             r.pareto = on
     if descending is None:
         descending = COLUMNS[sort].better > 0
@@ -148,4 +164,5 @@ def leaderboard(loaded: Loaded, *, sort: str = "fd", descending: bool | None = N
         mine = [r for r in rows if r.backbone == backbone]
         assign_tiers(mine if best_first else mine[::-1], sort)
     columns = [k for k in COLUMNS if any(r.mean[k] is not None for r in rows)]
-    return Leaderboard(rows, loaded.problems, loaded.extractor, loaded.reference, sort, columns)
+    problems = loaded.problems if kind == kinds(loaded)[0] else []
+    return Leaderboard(rows, problems, loaded.extractor, loaded.reference, sort, columns, kind)

@@ -97,18 +97,22 @@ def paper_rows(benchmark: str | None = None, *, table: int | None = None, path: 
     ]
 
 
-def reference_tables(spec: str, *, masking: bool = False, inception: bool = False, path: str | Path = TABLES_FILE) -> list[PaperTable]:
-    """The tables `compare --reference SPEC` shows beside class-conditional runs.
+def reference_tables(spec: str, *, masking: bool = False, inception: bool = False, text: bool = False,
+                     path: str | Path = TABLES_FILE) -> list[PaperTable]:
+    """The tables `compare --reference SPEC` shows beside a board of runs.
 
-    'paper': Table 2 (every guidance method on one routed SiT-XL/2, with GFLOPs), plus Table 1 when a
-    run's backbone masks tokens (the paper's only masked rows) and Table 3 when the runs are scored with
-    Inception (the literature's FID-50K). 'paper:1,3' names the tables (4 and 5 are text-to-image).
+    'paper': for class-conditional runs Table 2 (every guidance method on one routed SiT-XL/2, with
+    GFLOPs), plus Table 1 when a run's backbone masks tokens (the paper's only masked rows) and Table 3
+    when the runs are scored with Inception (the literature's FID-50K); for text-to-image runs (`text`)
+    Tables 4 and 5 (HPSv3 and GenEval of TR-DiT-2.5B). 'paper:1,3' names the tables.
     """
     name, colon, numbers = spec.partition(":")
     if name != "paper" or (colon and not numbers):
         raise SgbenchError(f"Expected --reference paper or paper:N,M (the paper's table numbers) but got '{spec}'")
     tables = {t.number: t for t in load_paper_tables(path)}
     if not numbers:
+        if text:
+            return [tables[n] for n in (4, 5)]
         return [tables[n] for n in ([1] if masking else []) + [2] + ([3] if inception else [])]
     try:
         wanted = [int(n) for n in numbers.split(",")]

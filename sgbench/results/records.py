@@ -43,6 +43,17 @@ METRIC_COLUMNS = (
     Column("class_accuracy", "Class acc.", +1, ".3f", "fraction classified as their requested label"),
     Column("kid", "KID", -1, ".5f", "kernel inception distance"),
 )
+T2I_COLUMNS = (
+    Column("geneval", "GenEval", +1, ".3f", "GenEval overall: the unweighted mean of its task scores"),
+    Column("single_object", "single", +1, ".3f", "GenEval single object"),
+    Column("two_object", "two", +1, ".3f", "GenEval two objects"),
+    Column("counting", "count", +1, ".3f", "GenEval counting"),
+    Column("colors", "colors", +1, ".3f", "GenEval colours"),
+    Column("position", "position", +1, ".3f", "GenEval position"),
+    Column("color_attr", "attr.", +1, ".3f", "GenEval colour attribution"),
+    Column("hpsv3", "HPSv3", +1, ".2f", "HPSv3 human preference (mean of category means)"),
+    Column("clip_score", "CLIP", +1, ".2f", "CLIP score, 100 x cosine"),
+)
 COST_COLUMNS = (
     Column("gflops_step", "GFLOPs/step", -1, ".5g", "per image per step, one forward per branch (the paper's Table 2)"),
     Column("gflops_step_run", "run/step", -1, ".5g", "per image per step as executed (shared prefix computed once)"),
@@ -50,7 +61,10 @@ COST_COLUMNS = (
     Column("gflops_image", "GFLOPs/img", -1, ".5g", "whole trajectory per image, as executed"),
     Column("images_per_s", "img/s", +1, ".3g", "measured sampling throughput (machine-dependent)"),
 )
-COLUMNS = {c.key: c for c in METRIC_COLUMNS + COST_COLUMNS}
+COLUMNS = {c.key: c for c in METRIC_COLUMNS + T2I_COLUMNS + COST_COLUMNS}
+KINDS = {"class": METRIC_COLUMNS, "t2i": T2I_COLUMNS}  # a board's quality columns, by the kind of run
+PRIMARY = {"class": "fd", "t2i": "geneval"}         # the quality the Pareto front and the default sort use
+GENEVAL_JUDGES = ("geneval", "geneval-animal")      # the real evaluator's results win over the offline judge's
 ALIASES = {"fid": "fd", "accuracy": "class_accuracy", "acc": "class_accuracy", "gflops": "gflops_step",
            "throughput": "images_per_s", "ips": "images_per_s"}
 METRIC_OF_COLUMN = {"fd": "fid"}  # column key -> metric name in metrics.json, where they differ
@@ -83,6 +97,7 @@ class RunRecord:
     num_samples: int
     values: dict[str, float | None]  # COLUMNS keys -> value
     ci95: dict[str, list[float] | None]  # COLUMNS keys -> 95% bootstrap interval
+    kind: str = "class"  # 'class' or 't2i' (a text run): which board it belongs to
     sparsity: str = "dense"  # of the backbone: routing, masking or dense
 
 
@@ -142,8 +157,11 @@ def config_key(info: RunInfo) -> str:
     """The configuration a baseline is keyed by: backbone + method + params + solver/steps + samples."""
     cfg = info.config
     guide = f" guide={Path(cfg['guide']).stem}" if cfg.get("guide") else ""
+    conditions = cfg.get("labels", "balanced")
+    if info.conditioning is not None:
+        conditions = f"prompts {Path(info.conditioning['prompts']).name} x{info.conditioning['images_per_prompt']}"
     return (f"{backbone_name(info)} | {method_label(info.guidance['name'], info.guidance['params'])}{guide} | "
-            f"{cfg['solver']} {cfg['steps']} steps | n={info.num_samples} {cfg.get('labels', 'balanced')}")
+            f"{cfg['solver']} {cfg['steps']} steps | n={info.num_samples} {conditions}")
 
 
 def costs(info: RunInfo) -> dict[str, float | None]:
@@ -183,6 +201,8 @@ def load_run(run: RunDir, *, extractor: str, reference: str) -> RunRecord | Prob
         current = run.metrics()
     except (SgbenchError, OSError) as e:
         return Problem(path, "broken", str(e), key)
+    if info.conditioning is not None:
+        return _text_record(run, info, key, every, current)
     if not every:
         return Problem(path, "partial", f"not evaluated (no metrics): sgbench eval fid {path} --ref {reference}", key)
     mine = [r for r in current if r.extractor == extractor and r.reference == reference]
@@ -204,6 +224,33 @@ def load_run(run: RunDir, *, extractor: str, reference: str) -> RunRecord | Prob
         label=method_label(info.guidance["name"], info.guidance["params"]), seed=int(info.seed),
         steps=int(info.config["steps"]), num_samples=int(info.num_samples), values=values, ci95=ci95,
         sparsity=sparsity_of(info),
+    )
+
+
+def _text_record(run: RunDir, info: RunInfo, key: str, every, current) -> RunRecord | Problem:
+    """A text run: GenEval (the real evaluator's if ingested, else the offline judge's), HPSv3, CLIP."""
+    judges = [j for j in GENEVAL_JUDGES if any(r.extractor == j and r.metric == "geneval" for r in current)]
+    if not judges:
+        stale = any(r.metric == "geneval" for r in every)
+        why = "GenEval was computed on other samples: re-evaluate" if stale else f"not evaluated: sgbench eval geneval {run.path}"
+        return Problem(run.path, "partial", why, key)
+    values: dict[str, float | None] = {c.key: None for c in T2I_COLUMNS}
+    ci95: dict[str, list[float] | None] = {c.key: None for c in T2I_COLUMNS}
+    for r in current:
+        column = None
+        if r.extractor == judges[0] and (r.metric == "geneval" or r.metric.startswith("geneval/")):
+            column = r.metric.split("/", 1)[-1]
+        elif r.metric in ("hpsv3", "clip_score"):
+            column = r.metric
+        if column in values:
+            values[column], ci95[column] = float(r.value), r.ci95
+    values.update(costs(info))
+    values["images_per_s"] = (info.timing or {}).get("images_per_s")
+    return RunRecord(
+        path=run.path, backbone=backbone_name(info), method=info.guidance["name"], params=info.guidance["params"], key=key,
+        label=method_label(info.guidance["name"], info.guidance["params"]), seed=int(info.seed),
+        steps=int(info.config["steps"]), num_samples=int(info.num_samples), values=values, ci95=ci95,
+        sparsity=sparsity_of(info), kind="t2i",
     )
 
 

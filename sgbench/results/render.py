@@ -68,6 +68,9 @@ def _pm(row: Row, key: str) -> str:
 
 
 def _title(board: Leaderboard) -> str:
+    if board.kind == "t2i":
+        return (f"Text-to-image: GenEval (the real evaluator's results where ingested, else the offline judge of "
+                f"Animal scenes), HPSv3, CLIP; GFLOPs per image, paper convention; sorted by {board.header(board.sort)}")
     return (f"{board.fd_header} against '{board.reference}' ({board.extractor} features); GFLOPs per image, paper "
             f"convention; sorted by {board.header(board.sort)}")
 
@@ -82,7 +85,7 @@ NOTES = ("± = half the 95% interval (bootstrap over the samples for one seed; t
 def _flat(board: Leaderboard) -> list[dict]:
     out = []
     for r in board.rows:
-        d = {"status": "ok", "backbone": r.backbone, "method": r.method, "config": r.label, "params": r.params, "key": r.key,
+        d = {"status": "ok", "kind": board.kind, "backbone": r.backbone, "method": r.method, "config": r.label, "params": r.params, "key": r.key,
              "n": r.n, "seeds": r.seeds, "tier": r.tier, "pareto": r.pareto}
         for k in COLUMNS:
             ci = r.ci95.get(k)
@@ -96,7 +99,7 @@ def _flat(board: Leaderboard) -> list[dict]:
 def render(board: Leaderboard, fmt: str = "table", *, paper: list[PaperTable] | None = None) -> str:
     """The leaderboard as text in one of FORMATS, followed by the paper's tables when given."""
     check_format(fmt)
-    notes = NOTES.format(fd=board.fd_header, sort=board.header(board.sort))
+    notes = NOTES.format(fd=board.header(board.quality), sort=board.header(board.sort))
     paper = paper or []
     if fmt == "json":
         body = {
