@@ -30,6 +30,7 @@ found from any working directory.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from sgbench import resources
 from sgbench.config import load_yaml, strict_dataclass
 from sgbench.errors import SgbenchError
 from sgbench.jobs import Evaluation, check_jobs, sample_and_evaluate
-from sgbench.sampling import SampleConfig
+from sgbench.sampling import SampleConfig, read_prompt_texts
 
 DEFAULT_RECIPE = "recipes/bench/animal.yaml"
 LEADERBOARD_FILES = {"leaderboard.md": "markdown", "leaderboard.csv": "csv", "leaderboard.json": "json"}
@@ -63,6 +64,9 @@ class Sampling:
     seed: int = 0
     device: str = "cpu"
     precision: str = "fp32"  # or "bf16" (sgbench.sampling.SampleConfig.precision)
+    prompts: str | None = None  # text backbones: GenEval metadata (every prompt, or a stratified subset)
+    images_per_prompt: int = 1
+    prompts_per_task: int | None = None  # the first N prompts of each GenEval task; None: every prompt
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,16 @@ class Quick:
     configs: tuple[str, ...] = ()
     num: int = 200
     baseline: str | None = None  # the gate `bench --quick` must pass
+    prompts_per_task: int | None = None  # text backbones: overrides sampling's
+    images_per_prompt: int | None = None
+
+
+@dataclass(frozen=True)
+class Full:
+    """`bench --full`: a text benchmark's whole protocol (GenEval: every prompt, 4 images each)."""
+
+    prompts_per_task: int | None = None
+    images_per_prompt: int = 4
 
 
 @dataclass(frozen=True)
@@ -93,13 +107,28 @@ class BenchRecipe:
     quick: Quick
     out: str
     baseline: str | None = None  # the gate the full bench must pass, if any
+    full: Full | None = None  # text benchmarks: the whole protocol (`--full`)
     vae: str | None = None  # decodes latent backbones: a directory or a Hugging Face cache name
 
 
+def recipe_path(name_or_path: str | Path | None) -> Path:
+    """A bench recipe's file: a path, or a shipped recipe's name (`animal`, `t2i`: recipes/bench/NAME.yaml)."""
+    if name_or_path is None:
+        return Path(DEFAULT_RECIPE)
+    p = Path(name_or_path)
+    if p.suffix or len(p.parts) > 1 or p.exists():
+        return p
+    shipped = resources.recipes_dir() / "bench" / f"{p}.yaml"
+    if not shipped.is_file():
+        names = sorted(q.stem for q in (resources.recipes_dir() / "bench").glob("*.yaml"))
+        raise SgbenchError(f"Expected a bench recipe file or a shipped recipe name ({', '.join(names)}) but got '{name_or_path}'")
+    return shipped
+
+
 def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
-    path = path or DEFAULT_RECIPE
+    path = recipe_path(path)
     raw = load_yaml(path, "bench recipe")
-    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline", "vae"}
+    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline", "vae", "full"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise SgbenchError(f"Unknown bench recipe section(s) {unknown} in {path}; allowed: {sorted(allowed)}")
@@ -129,6 +158,7 @@ def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
         quick=strict_dataclass(Quick, raw.get("quick", {}), "quick"),
         out=str(raw.get("out", f"runs/bench/{Path(path).stem}")),
         baseline=raw.get("baseline"),
+        full=strict_dataclass(Full, raw["full"], "full") if "full" in raw else None,
         vae=_vae(raw.get("vae")),
     )
     _validate(recipe)
@@ -172,13 +202,58 @@ def _validate(recipe: BenchRecipe) -> None:
             raise SgbenchError(f"quick.configs names '{label}', which is not a config label")
 
 
-def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) -> list[tuple[str, Cell, SampleConfig]]:
+MODES = ("quick", "full", "protocol")  # --quick, the default, --full (a text benchmark's whole protocol)
+
+
+def mode_of(quick: bool, full: bool) -> str:
+    if quick and full:
+        raise SgbenchError("Expected --quick or --full, not both")
+    return "quick" if quick else "protocol" if full else "full"
+
+
+def subset_prompts(source: Path, per_task: int | None, out: Path) -> Path:
+    """The first `per_task` prompts of each GenEval task of `source`, in its order, as a file in `out`
+    (the whole file when per_task is None): a stratified subset every configuration shares."""
+    from sgbench.files import atomic_write_text
+    from sgbench.text.prompts import read_prompts
+
+    if per_task is None:
+        return source
+    taken: dict[str, int] = {}
+    lines = []
+    for record in read_prompts(source):
+        tag = record.get("tag", "")
+        if taken.get(tag, 0) < per_task:
+            taken[tag] = taken.get(tag, 0) + 1
+            lines.append(json.dumps(record))
+    path = out / f"prompts-{per_task}-per-task.jsonl"
+    text = "".join(line + "\n" for line in lines)
+    if not (path.is_file() and path.read_text() == text):
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, text)
+    return path
+
+
+def plan(recipe: BenchRecipe, *, quick: bool = False, full: bool = False, out: str | None = None) -> list[tuple[str, Cell, SampleConfig]]:
     """The (backbone, cell, sample config) of every run the bench makes, in order."""
     s = recipe.sampling
+    mode = mode_of(quick, full)
+    if full and recipe.full is None:
+        raise SgbenchError(f"Bench recipe {recipe.name} has no full protocol (a `full:` section); run it without --full")
     backbones = list(recipe.quick.backbones or recipe.backbones) if quick else list(recipe.backbones)
     cells = [c for c in recipe.configs if not quick or not recipe.quick.configs or c.label in recipe.quick.configs]
     num = recipe.quick.num if quick else s.num
-    root = Path(out or recipe.out) / ("quick" if quick else "full")
+    root = Path(out or recipe.out) / mode
+    prompts, images_per_prompt = None, s.images_per_prompt
+    if s.prompts is not None:
+        per_task = s.prompts_per_task
+        if quick:
+            per_task = recipe.quick.prompts_per_task or per_task
+            images_per_prompt = recipe.quick.images_per_prompt or images_per_prompt
+        elif full:
+            per_task, images_per_prompt = recipe.full.prompts_per_task, recipe.full.images_per_prompt
+        prompts = subset_prompts(resources.resolve(s.prompts), per_task, root)
+        num = len(read_prompt_texts(prompts)) * images_per_prompt
     runs = []
     for bname in backbones:
         b = recipe.backbones[bname]
@@ -190,24 +265,26 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None) ->
                 checkpoint=str(resources.resolve(b.checkpoint)), out=str(root / bname / cell.label.replace("+", "_").replace("/", "_")),
                 guidance=cell.guidance, guidance_params=dict(cell.params), guide=guide, num=num,
                 batch_size=min(s.batch_size, num), steps=s.steps, solver=s.solver, seed=s.seed, device=s.device,
-                vae=recipe.vae, precision=s.precision,
+                vae=recipe.vae, precision=s.precision, prompts=str(prompts) if prompts else None,
+                images_per_prompt=images_per_prompt,
             )
             runs.append((bname, cell, config))
     return runs
 
 
-def baseline_of(recipe: BenchRecipe, *, quick: bool) -> Path | None:
+def baseline_of(recipe: BenchRecipe, *, quick: bool, full: bool = False) -> Path | None:
     """The baseline the recipe gates this mode against, resolved, or None."""
-    path = recipe.quick.baseline if quick else recipe.baseline
+    path = recipe.quick.baseline if quick else None if full else recipe.baseline
     return resources.resolve(path) if path else None
 
 
-def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = None, progress: bool = True, log=print):
+def run_bench(recipe: BenchRecipe, *, quick: bool = False, full: bool = False, out: str | None = None,
+              progress: bool = True, log=print):
     """Sample and evaluate every cell (keeping finished ones), write the leaderboard files beside the
-    runs; returns the Leaderboard."""
+    runs; returns the Leaderboard (class runs: FD; text runs: GenEval)."""
     from sgbench import results
 
-    runs = plan(recipe, quick=quick, out=out)
+    runs = plan(recipe, quick=quick, full=full, out=out)
     check_jobs([config for _, _, config in runs], recipe.eval)
     t0 = time.time()
     for k, (bname, cell, config) in enumerate(runs, 1):
@@ -216,10 +293,12 @@ def run_bench(recipe: BenchRecipe, *, quick: bool = False, out: str | None = Non
         done = sample_and_evaluate(config, recipe.eval, progress=progress)
         if done == "kept":
             log(f"{head}: done already, kept")
-    log(f"bench {recipe.name}{' --quick' if quick else ''}: {len(runs)} runs in {time.time() - t0:.0f} s")
+    mode = mode_of(quick, full)
+    log(f"bench {recipe.name} ({mode}): {len(runs)} runs in {time.time() - t0:.0f} s")
     dirs = [config.out for _, _, config in runs]
-    board = results.leaderboard(results.load_runs(dirs, extractor=recipe.eval.extractor, reference=recipe.eval.ref), sort="fd")
-    root = Path(out or recipe.out) / ("quick" if quick else "full")
+    kind = "t2i" if recipe.sampling.prompts else "class"
+    board = results.leaderboard(results.load_runs(dirs, extractor=recipe.eval.extractor, reference=recipe.eval.ref), kind=kind)
+    root = Path(out or recipe.out) / mode
     for name, fmt in LEADERBOARD_FILES.items():
         (root / name).write_text(results.render(board, fmt))
     return board

@@ -681,6 +681,10 @@ def geneval_train_classifier(
 
     sgbench bench --quick               # three configurations, 100 samples each, gated against its baseline
 
+    sgbench bench t2i                   # the text-to-image leaderboard: GenEval on a stratified prompt subset
+
+    sgbench bench t2i --full            # GenEval's protocol: every prompt, 4 images each
+
     sgbench bench recipes/bench/animal.yaml --out runs/mybench --format markdown
 
 Every cell is an ordinary run directory (OUT/full/<backbone>/<label>): a rerun keeps finished cells
@@ -688,8 +692,9 @@ and resumes a killed one; `sgbench compare OUT/full` rebuilds the leaderboard at
 """
 )
 def bench(
-    recipe: Annotated[Optional[Path], typer.Argument(help="Bench recipe (default: recipes/bench/animal.yaml, shipped)")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Only the recipe's quick subset")] = False,
+    recipe: Annotated[Optional[str], typer.Argument(help="Bench recipe: a file, or a shipped name (animal, t2i; default animal)")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Only the recipe's quick subset (gated against its baseline)")] = False,
+    full: Annotated[bool, typer.Option("--full", help="A text benchmark's whole protocol (GenEval: every prompt, 4 images each)")] = False,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the recipe's)")] = None,
     fmt: Format = "table",
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="Gate against this baseline instead of the recipe's (exit 1 on regression)")] = None,
@@ -700,9 +705,9 @@ def bench(
 
     results.check_format(fmt)
     r = load_bench_recipe(recipe)
-    board = run_bench(r, quick=quick, out=str(out) if out else None, log=lambda m: typer.echo(m, err=True))
+    board = run_bench(r, quick=quick, full=full, out=str(out) if out else None, log=lambda m: typer.echo(m, err=True))
     typer.echo(results.render(board, fmt), nl=False)
-    gate = baseline or baseline_of(r, quick=quick)
+    gate = baseline or baseline_of(r, quick=quick, full=full)
     if gate is not None:
         _gate(board, gate)
 

@@ -1,5 +1,6 @@
-"""One unit of work of `bench` and `sweep`: a configuration sampled into its run directory, then evaluated,
-keeping whatever is already done (finished samples with the same identity, metrics on those samples).
+"""One unit of work of `bench` and `sweep`: a configuration sampled into its run directory, then evaluated
+(class runs against reference statistics, text runs with the offline GenEval), keeping whatever is
+already done (finished samples with the same identity, metrics on those samples).
 
 Everything a job needs is checked by `check_jobs` before the first one runs, so a bad cell never
 surfaces after an hour of sampling.
@@ -13,6 +14,7 @@ from sgbench.errors import SgbenchError
 from sgbench.metrics.evaluate import evaluate
 from sgbench.metrics.reference import check_reference, reference_name
 from sgbench.rundir import RunDir
+from sgbench.text.prompts import prompt_set_name
 from sgbench.sampling import SampleConfig, sample_run
 
 MIN_SAMPLES = 10  # the Inception Score's 10 splits
@@ -25,15 +27,21 @@ class Evaluation:
 
 
 def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
-    """Validate every configuration and the reference before anything runs."""
+    """Validate every configuration and the reference before anything runs. Text runs (prompts) are
+    scored with GenEval, which needs prompts with GenEval metadata; class runs with `evaluation`."""
+    from sgbench.geneval.run import check_geneval_metadata
     from sgbench.guidance import build_guidance
     from sgbench.models.checkpoint import read_metadata
+    from sgbench.text.prompts import read_prompts
 
-    check_reference(evaluation.ref, evaluation.extractor)
+    if any(c.prompts is None for c in configs):
+        check_reference(evaluation.ref, evaluation.extractor)
     for config in configs:
         config.validate()
         build_guidance(config.guidance, **config.guidance_params)
-        if config.num < MIN_SAMPLES:
+        if config.prompts is not None:
+            check_geneval_metadata(read_prompts(config.prompts), config.prompts)
+        elif config.num < MIN_SAMPLES:
             raise SgbenchError(f"Expected at least {MIN_SAMPLES} samples per configuration (the Inception Score's splits) "
                                f"but {config.out} asks for {config.num}")
         for path in filter(None, (config.checkpoint, config.guide)):
@@ -42,11 +50,20 @@ def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
 
 def sample_and_evaluate(config: SampleConfig, evaluation: Evaluation, *, progress: bool = True) -> str:
     """Returns what happened: 'kept' (finished and evaluated already), 'evaluated' or 'sampled'."""
+    from sgbench.geneval import run as geneval
+
     run = RunDir(config.out)
     sampled = run.is_finished(config.identity())
-    if sampled and run.has_metric("fid", evaluation.extractor, reference_name(evaluation.ref), config.num):
+    if config.prompts is None:
+        scored = sampled and run.has_metric("fid", evaluation.extractor, reference_name(evaluation.ref), config.num)
+    else:
+        scored = sampled and run.has_metric("geneval", geneval.OFFLINE, prompt_set_name(config.prompts), config.num)
+    if scored:
         return "kept"
     if not sampled:
         sample_run(config, progress=progress)
-    evaluate(run.path, evaluation.ref, evaluation.extractor)
+    if config.prompts is None:
+        evaluate(run.path, evaluation.ref, evaluation.extractor)
+    else:
+        geneval.evaluate_run(run.path)
     return "evaluated" if sampled else "sampled"
