@@ -120,3 +120,30 @@ def test_compare_keeps_text_runs_in_their_own_table(sampled, tmp_path):
     assert results.kinds(loaded) == ["class", "t2i"]
     (t2i,) = results.leaderboard(loaded, kind="t2i").rows
     assert t2i.pareto and t2i.mean["geneval"] is not None and t2i.mean["fd"] is None
+
+
+def test_a_text_bench_samples_a_stratified_subset_and_ranks_on_geneval(sampled, tmp_path):
+    import yaml
+
+    root, _, _ = sampled
+    recipe = {
+        "name": "t2i-tiny",
+        "backbones": {"tiny": {"checkpoint": str(root / "model.safetensors")}},
+        "configs": [{"label": "unguided", "guidance": "unguided"}, {"label": "CFG+SG", "guidance": "cfg+sg", "gs": 0.2, "gw": 0.7, "scale": 2.5}],
+        "sampling": {"steps": 2, "batch_size": 64, "prompts": str(PROMPTS_FILE), "images_per_prompt": 1, "prompts_per_task": 1},
+        "quick": {"configs": ["CFG+SG"], "prompts_per_task": 1},
+        "full": {"images_per_prompt": 1, "prompts_per_task": 2},
+        "out": str(tmp_path / "bench"),
+    }
+    (tmp_path / "t2i.yaml").write_text(yaml.safe_dump(recipe))
+    r = runner.invoke(app, ["bench", str(tmp_path / "t2i.yaml"), "-f", "json"])
+    assert r.exit_code == 0, r.output
+    board = json.loads((tmp_path / "bench" / "full" / "leaderboard.json").read_text())
+    assert [row["kind"] for row in board["rows"]] == ["t2i", "t2i"] and all(row["geneval"] is not None for row in board["rows"])
+    subset = (tmp_path / "bench" / "full" / "prompts-1-per-task.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["tag"] for line in subset) == sorted(TASKS)  # one prompt of each task
+    assert RunDir(tmp_path / "bench" / "full" / "tiny" / "CFG_SG").info().num_samples == 6
+    r = runner.invoke(app, ["bench", str(tmp_path / "t2i.yaml"), "--full", "-f", "json"])
+    assert r.exit_code == 0 and RunDir(tmp_path / "bench" / "protocol" / "tiny" / "CFG_SG").info().num_samples == 12
+    again = runner.invoke(app, ["bench", str(tmp_path / "t2i.yaml")])
+    assert again.exit_code == 0 and again.output.count("done already, kept") == 2
