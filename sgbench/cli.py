@@ -331,6 +331,8 @@ def guidance_list() -> None:
     sgbench flops --model SiT-XL/2 --route 2:24 -g ag+sg --gs cosine:0:0.6 --guide-sparsity cosine:0.6:0
 
     sgbench flops --model SiT-XL/2 --masking 0.5 -g cfg+sg --convention macs --solver heun --json
+
+    sgbench flops -c sgbench/assets/animal-scenes-routed.safetensors -g unguided -g cfg -g sg:gs=0.1,gw=0.8 -g cfg+sg:gs=0.2,gw=0.7
 """
 )
 @with_guidance_options
@@ -338,6 +340,7 @@ def flops(
     model: Model = "SiT-XL/2",
     route: Routes = None,
     masking: Annotated[Optional[float], typer.Option(help="Masking model (MaskDiT decoder) with this training rate")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Cost this checkpoint's architecture (text models included) instead of --model")] = None,
     guidance: GuidanceSpecs = None,
     guide_model: Annotated[Optional[str], typer.Option(help="Guide preset for ag / ag+sg (default: the main model's)")] = None,
     steps: Steps = 40,
@@ -363,7 +366,12 @@ def flops(
     if convention not in CONVENTIONS:
         raise SgbenchError(f"Expected --convention in {', '.join(CONVENTIONS)} but got '{convention}'")
     times = eval_times(steps, solver)
-    main_config = _model_config(model, route, masking)
+    if checkpoint is not None:
+        from sgbench.models.checkpoint import read_config
+
+        main_config = read_config(checkpoint)
+    else:
+        main_config = _model_config(model, route, masking)
     guide_config = preset(guide_model) if guide_model else None
     methods = _method_specs(guidance or ["unguided", "cfg", "sg"], guidance_params or {})
     reports = [cost_report(m, main_config, times, guide_config) for m in methods]

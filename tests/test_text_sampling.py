@@ -137,3 +137,14 @@ def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "one" / "samples.npz").read_bytes() == (tmp_path / "two" / "samples.npz").read_bytes()
+
+
+def test_flops_of_a_text_checkpoint(model_files):
+    main, _, _ = model_files
+    r = runner.invoke(app, ["flops", "-c", str(main), "-g", "unguided", "-g", "cfg", "-g", "sg:gs=0.1,gw=0.8",
+                            "-g", "cfg+sg:gs=0.2,gw=0.7", "--steps", "10", "--json"])
+    assert r.exit_code == 0, r.output
+    unguided, cfg, sg, cfg_sg = (rep["mean_per_step"]["no_sharing"]["paper"] for rep in json.loads(r.stdout))
+    assert cfg > cfg_sg > unguided and cfg > sg
+    table = runner.invoke(app, ["flops", "-c", str(main), "-g", "cfg"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "text-tiny" in table.output
