@@ -246,6 +246,98 @@ def ingest_geneval(
     typer.echo(geneval_table({"GenEval (ingested)": ingest_run(results, run, replicates=bootstrap)}), nl=False)
 
 
+@app.command(
+    "import",
+    epilog="""Examples:
+
+    sgbench import sit SiT-XL-2-256.pt sit-xl2.safetensors --vae data/sd-vae-ft-ema
+
+    sgbench import tread latest.pt tread-xl2.safetensors --route 2:24:0.5 --vae stabilityai/sd-vae-ft-ema
+
+    sgbench import maskdit imagenet256-guidance.pt maskdit-xl2.safetensors
+
+Kinds: tread (CompVis/tread, rf.py or edm.py), sit (willisma/SiT), maskdit (Anima-Lab/MaskDiT); dit
+(facebookresearch/DiT) is refused with the reason. Time and output conventions are converted here,
+once; the result samples with `sgbench sample -c DST` like a model trained by sgbench.
+
+**Checkpoints are code.** A .pt/.pth file is a pickle, and unpickling a file from an untrusted source
+can run arbitrary code on your machine. sgbench reads pickles with torch.load(weights_only=True), which
+refuses anything but tensors and plain containers; --trust-pickle lifts that, only for files whose
+source you trust. .safetensors files hold tensors only.
+""",
+)
+def import_(
+    kind: Annotated[str, typer.Argument(help="Which codebase wrote the checkpoint: tread, sit, maskdit (dit is refused)")],
+    source: Annotated[Path, typer.Argument(help="Its checkpoint (.pt, .pth or .safetensors); EMA weights are used when present")],
+    dest: Annotated[Path, typer.Argument(help="The sgbench model file to write (.safetensors)")],
+    route: Annotated[Optional[list[str]], typer.Option("--route", help="tread: routed blocks as in its config, e.g. 2:24:0.5 (START:END[:RATE], "
+                                                       "inclusive, 0-based; RATE = fraction dropped in training, default 0.5); repeatable")] = None,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="Attention heads (default: DiT's table by width)")] = None,
+    decoder_heads: Annotated[Optional[int], typer.Option("--decoder-heads", help="maskdit: decoder heads (default 16, as MaskDiT)")] = None,
+    vae: Annotated[Optional[str], typer.Option("--vae", help="The VAE that decodes this model's latents (directory or Hugging Face cache "
+                                               "name), recorded in DEST so `sgbench sample` needs no --vae")] = None,
+    trust_pickle: Annotated[bool, typer.Option("--trust-pickle", help="Allow arbitrary objects in a pickle: RUNS CODE from the file; "
+                                               "only for checkpoints whose source you trust")] = False,
+) -> None:
+    """Convert another codebase's checkpoint (TREAD, SiT, MaskDiT) into an sgbench model file.
+    Checkpoints from untrusted sources are code: see below."""
+    from sgbench.models.importers import import_checkpoint
+    from sgbench.models.sit import parse_route
+
+    model = import_checkpoint(kind, source, dest, routes=[parse_route(r) for r in route or []], num_heads=num_heads,
+                              decoder_heads=decoder_heads, vae=vae, trust_pickle=trust_pickle)
+    c = model.config
+    sparsity = {"routing": f"routes {', '.join(f'{r.start}..{r.end}@{r.rate:g}' for r in c.routes)}",
+                "masking": f"masking, decoder {c.masking.decoder_depth if c.masking else 0} blocks", "dense": "dense"}[c.sparsity_kind]
+    typer.echo(f"Wrote {dest}: {c.name}, {c.in_channels}x{c.input_size}x{c.input_size} inputs, {sparsity}"
+               + (f", decoded by {vae}" if vae else ""))
+
+
+# === data ============================================================================================
+
+data_app = typer.Typer(help="Datasets: `sgbench data encode` (ImageNet to SD-VAE latent shards).", no_args_is_help=True,
+                       rich_markup_mode="markdown")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command(
+    "encode",
+    epilog="""Examples:
+
+    sgbench data encode IMAGENET/train data/imagenet256-sdvae --vae data/sd-vae-ft-ema --flip --device cuda
+
+    torchrun --nproc_per_node 8 -m sgbench.cli data encode IMAGENET/train data/imagenet256-sdvae --vae data/sd-vae-ft-ema --flip --device cuda
+
+Images (class folders, sorted as torchvision's ImageFolder) go through ADM's centre crop and the VAE's
+encoder (posterior means x scaling factor, the scale DiT/SiT/TREAD train in); OUT gets manifest.json
+and shard-NNNNN.npz files that `data.dataset: latents, data.path: OUT` trains on. Rerunning the same
+command resumes (finished shards are kept); 1 or N processes write identical shards.
+""",
+)
+def data_encode(
+    images: Annotated[Path, typer.Argument(help="ImageFolder root: one folder of images per class, e.g. IMAGENET/train")],
+    out: Annotated[Path, typer.Argument(help="Output directory (manifest.json + latent shards)")],
+    vae: Annotated[str, typer.Option("--vae", help="The SD-VAE: a directory (config.json + diffusion_pytorch_model.safetensors) or a Hugging Face cache name")],
+    flip: Annotated[bool, typer.Option("--flip", help="Also encode every image mirrored (DiT's flip augmentation, done once)")] = False,
+    size: Annotated[int, typer.Option("--size", help="Image side after ADM's centre crop")] = 256,
+    shard_size: Annotated[int, typer.Option("--shard-size", help="Source images per shard (the unit of resuming and of work per process)")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per VAE forward (does not change the latents)")] = 32,
+    device: Device = "cpu",
+) -> None:
+    """Encode an ImageFolder dataset into SD-VAE latent shards for training (torchrun-sharded, resumable)."""
+    from sgbench import distributed
+    from sgbench.data.encode import encode_dataset
+    from sgbench.vae import load_vae
+
+    if size < 8 or shard_size < 1 or batch_size < 1:
+        raise SgbenchError(f"Expected --size >= 8, --shard-size >= 1 and --batch-size >= 1 but got {size}, {shard_size} and {batch_size}")
+    dev = distributed.local_device(distributed.parse_device(device))
+    rank, _ = distributed.init(dev)
+    encode_dataset(images, out, load_vae(vae, device=dev), size=size, flip=flip, shard_size=shard_size, batch_size=batch_size,
+                   log=lambda m: typer.echo(m, err=True))
+    if rank == 0:
+        typer.echo(f"Encoded {images} into {out}")
+
 # === sample ==========================================================================================
 
 
