@@ -1,6 +1,6 @@
 """Conditions for guidance branches: class labels or prompts, behind one small interface.
 
-A guidance branch names the kind of condition it runs on (docs/design.md, "Guidance registry"):
+A guidance branch names the kind of condition it runs on (docs/design.md, "Guidance"):
 
     "cond"    the sample's own condition: its class, or its prompt
     "null"    no condition: the null class, or the empty prompt (trained by dropping 10% of captions)
