@@ -27,6 +27,9 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metada
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates its file 0600; weights are as shareable as any output
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
