@@ -1,6 +1,6 @@
-"""The golden gate: every registered guidance method on the shipped routed backbone, and every method the
-masked and dense backbones run in the bench, sampled at a small fixed size and compared tightly with
-tests/golden/guidance.json.
+"""The golden gate: every registered guidance method on the shipped routed backbone and on the shipped
+text-to-image model, and every method the masked and dense backbones run in the bench, sampled at a
+small fixed size and compared tightly with tests/golden/guidance.json.
 
 A formula change moves pixels even when it does not move FD: each configuration's 16 samples (fixed
 per-sample seeds, 4 solver steps) are summarised per sample by a 4x4 average pool of the final
@@ -26,10 +26,13 @@ from sgbench.guidance import Models, build_guidance
 from sgbench.models.checkpoint import load_model
 from sgbench.resources import assets_dir
 from sgbench.sampling import class_conditioning, eval_times, generate
+from sgbench.text.prompts import PromptSet, prompt_conditioning
 
 GOLDEN = Path(__file__).parent / "golden" / "guidance.json"
 NUM, STEPS, SEED, ATOL = 16, 4, 0, 2e-4
-GUIDE = "animal-routed-step900"
+GUIDES = {"animal-routed": "animal-routed-step900", "animal-scenes-routed": "animal-scenes-routed-step1200"}
+# Text cases: 4 prompts x 4 images, one prompt from each of four GenEval tasks.
+PROMPTS = ["a photo of a cow", "a photo of two dogs", "a photo of a red cow", "a photo of a zebra right of a bear"]
 
 # (backbone, label, method, params, solver): every method, each sparsity schedule kind, an interval,
 # APG's momentum and norm threshold, and the Heun corrector.
@@ -54,6 +57,14 @@ CASES = [
     ("animal-masked", "cfg+sg", "cfg+sg", {"gs": 0.2, "gw": 0.7, "scale": 2.0}, "euler"),
     ("animal-dense", "unguided", "unguided", {}, "euler"),
     ("animal-dense", "cfg", "cfg", {"scale": 2.0}, "euler"),
+    ("animal-scenes-routed", "unguided", "unguided", {}, "euler"),
+    ("animal-scenes-routed", "cfg", "cfg", {"scale": 2.5}, "euler"),
+    ("animal-scenes-routed", "ag", "ag", {"scale": 2.5}, "euler"),
+    ("animal-scenes-routed", "icg", "icg", {"scale": 2.5}, "euler"),
+    ("animal-scenes-routed", "apg", "apg", {"scale": 2.5}, "euler"),
+    ("animal-scenes-routed", "sg", "sg", {"gs": 0.1, "gw": 0.8, "scale": 1.8}, "euler"),
+    ("animal-scenes-routed", "cfg+sg", "cfg+sg", {"gs": 0.2, "gw": 0.7, "scale": 2.5}, "euler"),
+    ("animal-scenes-routed", "ag+sg", "ag+sg", {"scale": 2.5}, "euler"),
 ]
 
 
@@ -63,7 +74,8 @@ def _id(case) -> str:
 
 @pytest.fixture(scope="module")
 def models():
-    return {name: load_model(assets_dir() / f"{name}.safetensors") for name in ("animal-routed", "animal-masked", "animal-dense", GUIDE)}
+    names = ("animal-routed", "animal-masked", "animal-dense", "animal-scenes-routed", *GUIDES.values())
+    return {name: load_model(assets_dir() / f"{name}.safetensors") for name in names}
 
 
 def run_case(models, backbone: str, method_name: str, params: dict, solver: str) -> dict:
@@ -71,12 +83,15 @@ def run_case(models, backbone: str, method_name: str, params: dict, solver: str)
     torch.set_num_threads(1)
     method = build_guidance(method_name, **params)
     main = models[backbone]
-    guide = models[GUIDE] if method.needs_guide else None
+    guide = models[GUIDES[backbone]] if method.needs_guide else None
     indices = list(range(NUM))
-    conditioning = class_conditioning(main.config, indices, "balanced", SEED, torch.device("cpu"))
+    if main.config.text is None:
+        conditioning = class_conditioning(main.config, indices, "balanced", SEED, torch.device("cpu"))
+    else:
+        conditioning = prompt_conditioning(PromptSet(PROMPTS), indices, NUM // len(PROMPTS))
     x = generate(Models(main, guide), method, conditioning, indices, seed=SEED, steps=STEPS, solver=solver,
                  device=torch.device("cpu"))
-    pooled = torch.nn.functional.avg_pool2d(x.double(), 8)  # (16, 1, 4, 4)
+    pooled = torch.nn.functional.avg_pool2d(x.double(), x.shape[-1] // 4)  # (16, C, 4, 4)
     flops = cost_report(method, main.config, eval_times(STEPS, solver), guide.config if guide else None)
     return {"pooled": [[round(v, 7) for v in row] for row in pooled.flatten(1).tolist()], "gflops_per_image": flops["per_image"]}
 
@@ -107,3 +122,4 @@ def test_golden_covers_every_registered_method():
     from sgbench.guidance import REGISTRY
 
     assert {c[2] for c in CASES if c[0] == "animal-routed"} == set(REGISTRY)
+    assert {c[2] for c in CASES if c[0] == "animal-scenes-routed"} == set(REGISTRY)
