@@ -84,3 +84,15 @@ def test_quick_bench_matches_the_committed_baseline(tmp_path):
     again = CliRunner().invoke(app, ["bench", "--quick", "--out", str(tmp_path / "bench"), "--format", "json"])
     assert again.exit_code == 0 and "done already, kept" in again.output
     assert json.loads((tmp_path / "bench" / "quick" / "leaderboard.json").read_text())["rows"] == board["rows"]
+
+
+@pytest.mark.slow
+def test_quick_text_bench_matches_the_committed_baseline(tmp_path):
+    """The text-to-image gate: `bench t2i --quick` (the shipped scenes model, a stratified GenEval subset,
+    the offline GenEval) must reproduce baselines/bench-t2i-quick.json within tolerance."""
+    result = CliRunner().invoke(app, ["bench", "t2i", "--quick", "--out", str(tmp_path / "bench"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert "Regression gate passed" in result.output
+    board = json.loads((tmp_path / "bench" / "quick" / "leaderboard.json").read_text())
+    assert [row["kind"] for row in board["rows"]] == ["t2i"] * 3
+    assert all(row["geneval_lo"] <= row["geneval"] <= row["geneval_hi"] for row in board["rows"])

@@ -1,4 +1,5 @@
-"""The README's scale section names only commands and options that exist (each parses with --help)."""
+"""The README's scale and text-to-image sections name only commands and options that exist (each parses
+with --help)."""
 
 import re
 import shlex
@@ -10,13 +11,14 @@ from typer.testing import CliRunner
 from sgbench.cli import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SECTION = "## Reproducing the paper at scale (GPUs and your own weights)"
+SCALE = "## Reproducing the paper at scale (GPUs and your own weights)"
+TEXT_TO_IMAGE = "## Text-to-image"
 
 
-def section_commands() -> list[list[str]]:
-    """Every `sgbench ...` / `torchrun ... -m sgbench.cli ...` command of the section, as argument lists."""
+def section_commands(section: str = SCALE) -> list[list[str]]:
+    """Every `sgbench ...` / `torchrun ... -m sgbench.cli ...` command of a section, as argument lists."""
     text = README.read_text()
-    body = text[text.index(SECTION) + len(SECTION):]
+    body = text[text.index(section) + len(section):]
     body = body[: body.index("\n## ")]
     lines = [line for block in re.findall(r"```bash\n(.*?)```", body, re.S) for line in block.splitlines()]
     lines += re.findall(r"`(sgbench [^`]+)`", body)  # inline commands in the notes
@@ -35,7 +37,12 @@ def test_the_section_names_the_whole_path():
     assert {"data encode", "train", "import", "stats import-adm", "sample", "eval fid", "compare", "bench"} <= names
 
 
-@pytest.mark.parametrize("command", section_commands(), ids=lambda c: " ".join(c[:2]))
+def test_the_text_to_image_section_names_its_path():
+    names = {" ".join(c[:2]) for c in section_commands(TEXT_TO_IMAGE)}
+    assert {"bench t2i", "export geneval", "ingest geneval", "eval hpsv3", "eval geneval"} <= names
+
+
+@pytest.mark.parametrize("command", section_commands() + section_commands(TEXT_TO_IMAGE), ids=lambda c: " ".join(c[:2]))
 def test_every_command_parses(command):
     result = CliRunner().invoke(app, [*command, "--help"])  # --help is eager: unknown options still fail
     assert result.exit_code == 0, f"sgbench {' '.join(command)}: {result.output}"
