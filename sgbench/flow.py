@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from sgbench.models.sit import SiT, num_kept, select_tokens
+from sgbench.models.sit import num_kept, select_tokens
 
 
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

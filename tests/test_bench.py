@@ -1,7 +1,6 @@
 """`sgbench bench`: recipes are validated before any sampling; the quick bench is gated in CI."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest

@@ -1,7 +1,6 @@
 """Checkpoints: safetensors + config, exact reload, one clear error for every broken file."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -14,7 +14,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from sgbench.data.animal import CLASS_NAMES
-from sgbench.data.scenes import COLORS, RELATIONS, TASKS, describe, render_metadata, training_scene
+from sgbench.data.scenes import COLORS, RELATIONS, TASKS, describe, training_scene
 from sgbench.errors import SgbenchError
 from sgbench.geneval.detect import (
     CROP, DEFAULT_WEIGHTS, SHIFTS, Detection, ObjectClassifier, classify, find_parts, fit_color,

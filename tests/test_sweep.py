@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pytest

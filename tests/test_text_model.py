@@ -18,6 +18,7 @@ from sgbench.models.checkpoint import load_model, save_model
 from sgbench.models.sit import Masking, Route, SiT, num_kept, preset
 from sgbench.seeding import TOKENS, sample_generators
 from sgbench.text import TextConfig, TextEmbedding
+from test_guidance import randomised  # every parameter perturbed: adaLN-Zero and zeroed cross-attention start at the identity
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VOCAB = ("a", "photo", "of", "bear", "cat", "dog", "red", "blue", "and", "left")
@@ -31,14 +32,6 @@ PROMPTS = ["a red bear", "a photo of a cat and dog", "a blue dog left of a bear"
 SEED, STEP, T = 7, 3, 0.4
 
 
-def randomised(config, seed=0) -> SiT:
-    """adaLN-Zero and the zeroed cross-attention start at the identity: perturb every parameter."""
-    torch.manual_seed(seed)
-    model = SiT(config).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.2)
-    return model
 
 
 @pytest.fixture(scope="module")

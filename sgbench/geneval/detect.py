@@ -24,7 +24,6 @@ GenEval detects with Mask2Former and names colours with CLIP; on a flat grey can
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,13 +31,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 from PIL import Image
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from scipy import ndimage
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, connected_parts
 from sgbench.errors import SgbenchError
+from sgbench.models.checkpoint import read_record, read_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "scene_object_classifier.safetensors"
 RECORD_KEY = "sgbench_scene_classifier"
@@ -181,20 +179,10 @@ def classify(classifier: ObjectClassifier, crops: np.ndarray, *, calibrated: boo
 
 def load_object_classifier(path: str | Path = DEFAULT_WEIGHTS) -> ObjectClassifier:
     """The shipped (or given) classifier, float32, in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise SgbenchError(
-            f"Expected the scene object classifier at {path} but the file is missing; "
-            "rebuild it with sgbench.geneval.train_classifier.train_scene_classifier()"
-        )
+    state = read_weights(path, what="scene object classifier", rebuild="`sgbench geneval train-classifier`")
+    classifier = ObjectClassifier(len({key.split(".")[1] for key in state if key.startswith("members.")}))
     try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SgbenchError(f"Expected a safetensors file at {path} but it could not be read: {e}") from None
-    members = len({key.split(".")[1] for key in state if key.startswith("members.")})
-    classifier = ObjectClassifier(members)
-    try:
-        classifier.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        classifier.load_state_dict(state)
     except RuntimeError as e:
         raise SgbenchError(f"Expected ObjectClassifier weights in {path} but they do not fit: {e}") from None
     return classifier.eval()
@@ -202,8 +190,7 @@ def load_object_classifier(path: str | Path = DEFAULT_WEIGHTS) -> ObjectClassifi
 
 def read_training_record(path: str | Path = DEFAULT_WEIGHTS) -> dict:
     """The training record stored in the weights' metadata (accuracies, seed, command...)."""
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get(RECORD_KEY, "{}"))
+    return read_record(path, RECORD_KEY)
 
 
 # ---------------------------------------------------------------------------------------------------

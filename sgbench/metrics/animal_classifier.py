@@ -9,19 +9,17 @@ sgbench/assets/animal_classifier.safetensors.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 import torch.nn as nn
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 
 from sgbench.data.animal import NUM_CLASSES
 from sgbench.errors import SgbenchError
 from sgbench.files import sha256_file
 from sgbench.metrics.base import RANDOM_INIT_SHA
+from sgbench.models.checkpoint import read_record, read_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "assets" / "animal_classifier.safetensors"
 FEATURE_DIM = 128
@@ -59,19 +57,10 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 
 
 def load_animal_net(path: str | Path) -> AnimalNet:
-    path = Path(path)
-    if not path.is_file():
-        raise SgbenchError(
-            f"Expected the animal classifier weights at {path} but the file is missing; "
-            "rebuild them with `sgbench eval train-classifier`"
-        )
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SgbenchError(f"Expected a safetensors file at {path} but it could not be read: {e}") from None
+    state = read_weights(path, what="animal classifier weights", rebuild="`sgbench eval train-classifier`")
     net = AnimalNet()
     try:
-        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+        net.load_state_dict(state)
     except RuntimeError as e:
         raise SgbenchError(f"Expected animal classifier weights in {path} but they do not fit AnimalNet: {e}") from None
     return net.eval()
@@ -79,8 +68,7 @@ def load_animal_net(path: str | Path) -> AnimalNet:
 
 def read_model_card(path: str | Path = DEFAULT_WEIGHTS) -> dict:
     """The training record stored in the weights' metadata (accuracy, command, epochs...)."""
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get("sgbench_classifier", "{}"))
+    return read_record(path, "sgbench_classifier")
 
 
 class AnimalExtractor(FeatureExtractorBase):

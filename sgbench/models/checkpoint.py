@@ -44,6 +44,25 @@ def save_model(model: SiT, path: str | Path, *, dtype: torch.dtype | None = None
     atomic_save_safetensors(state, Path(path), metadata)
 
 
+def read_weights(path: str | Path, *, what: str, rebuild: str) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file that is not a model (the shipped classifiers), as float32 (they are
+    stored in float16). A missing or unreadable file is one line naming `what` and how to `rebuild` it."""
+    path = Path(path)
+    if not path.is_file():
+        raise SgbenchError(f"Expected the {what} at {path} but the file is missing; rebuild it with {rebuild}")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SgbenchError(f"Expected a safetensors file at {path} but it could not be read: {e}") from None
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def read_record(path: str | Path, key: str) -> dict:
+    """A JSON record stored under `key` in a safetensors file's metadata (a training record), or {}."""
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get(key, "{}"))
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     path = Path(path)
     if not path.is_file():
