@@ -28,7 +28,7 @@ from sgbench.geneval.prompts import (
 from sgbench.geneval.rules import (
     MAX_OBJECTS, correct_by_task, image_result, judge, keep_detections, relative_position, summarize,
 )
-from sgbench.geneval.train_classifier import FIT_PER_CLASS, SOURCES, fit_temperature
+from sgbench.geneval.train_classifier import FIT_PER_CLASS, SOURCES, fit_temperature, train_members
 
 
 def det(name, score=0.99, box=(0, 0, 10, 10), color="red") -> Detection:
@@ -251,9 +251,9 @@ def test_parts_survive_an_off_grey_background_and_grain():
 def test_shipped_classifier_record():
     record = read_training_record(DEFAULT_WEIGHTS)
     assert record["train_split"] == "train" and record["test_split"] == "test" and record["dtype"] == "float16"
-    assert record["members"] == len(load_object_classifier().members) == 3
+    assert record["members"] == len(load_object_classifier().members) == 2
     assert float(load_object_classifier().temperature) == pytest.approx(record["temperature"], rel=1e-3)
-    assert record["val"]["accuracy"] >= 0.97 and record["test"]["accuracy"] >= 0.97
+    assert record["val"]["accuracy"] >= 0.98 and record["test"]["accuracy"] >= 0.99
 
 
 def test_classifier_sources_keep_validation_and_test_silhouettes_apart():
@@ -288,6 +288,17 @@ def test_score_is_the_softmax_of_the_averaged_logits_over_the_temperature():
         mean = torch.stack([net(v) for net in classifier.members for v in views]).mean(0)
     np.testing.assert_allclose(classify(classifier, crops, calibrated=False), mean.numpy(), atol=1e-5)
     np.testing.assert_allclose(classify(classifier, crops), (mean / 0.7).softmax(-1).numpy(), atol=1e-6)
+
+
+def test_members_trained_side_by_side_equal_members_trained_in_turn():
+    crops, labels = _crops(48), np.arange(48) % 10
+    options = dict(members=2, seed=3, threads=1, epochs=1, batch_size=16, lr=1e-3, weight_decay=0.0)
+    in_turn, losses, _ = train_members(crops, labels, workers=1, **options)
+    side_by_side, losses2, _ = train_members(crops, labels, workers=2, **options)
+    assert losses == losses2
+    for a, b in zip(in_turn, side_by_side):
+        for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            assert torch.equal(x, y), name
 
 
 def test_fitted_temperature_is_the_one_the_labels_were_drawn_with():
@@ -328,11 +339,9 @@ def test_ground_truth_scores_high_and_shuffled_prompts_low():
     reports = validate_geneval()
     truth, shuffled = reports["ground_truth"], reports["shuffled"]
     print("\n" + validation_table(reports))
-    # counting is the exception: its 0.9 score bar drops the 3% of correctly classified test silhouettes
-    # the classifier is unsure of, and an image of n animals needs all n (0.908 measured with seed 0,
-    # 0.817 with seed 1; see sgbench/data/geneval_animal/README.md)
-    assert all(truth.task_scores[t] >= 0.95 for t in TASKS if t != "counting"), truth.task_scores
-    assert truth.task_scores["counting"] >= 0.85, truth.task_scores
+    # counting has the least room: its 0.9 score bar applies to every one of 2-4 animals (seed 0, this
+    # test's, measures it at or above 0.95; sgbench/data/geneval_animal/README.md has other seeds)
+    assert all(truth.task_scores[t] >= 0.95 for t in TASKS), truth.task_scores
     assert all(shuffled.task_scores[t] <= min(0.15, truth.task_scores[t] - 0.5) for t in TASKS), shuffled.task_scores
 
 

@@ -14,10 +14,11 @@ GenEval detects with Mask2Former and names colours with CLIP; on a flat grey can
    interior then name the same colour; a nearest-colour rule in any space cannot do that (half-alpha
    red on grey is nearer brown than red in CIELAB: the first version, which named the mean of each
    part's most saturated pixels in CIELAB, called small red and orange objects brown).
-4. Class and score: ObjectClassifier, three small CNNs (ObjectNet), on the part's alpha map (each
-   pixel's position along its colour's segment, so the tint drops out), centred and scaled to CROP x
-   CROP; score = the top class's probability, the softmax of the members' logits averaged over ten
-   views (1 px shifts and mirrors) and divided by a temperature fitted on held-out silhouettes.
+4. Class and score: ObjectClassifier, two small CNNs (ObjectNet, 288k parameters each), on the
+   part's alpha map (each pixel's position along its colour's segment, so the tint drops out), centred
+   and scaled to CROP x CROP; score = the top class's probability, the softmax of the members' logits
+   averaged over ten views (1 px shifts and mirrors) and divided by a temperature fitted on held-out
+   silhouettes.
    Weights: sgbench/assets/scene_object_classifier.safetensors, trained by
    sgbench.geneval.train_classifier on `train` silhouettes, held-out accuracy on `test` in its record.
 """
@@ -126,17 +127,22 @@ def _conv(c_in: int, c_out: int) -> nn.Sequential:
 
 
 class ObjectNet(nn.Module):
-    """conv16 conv32 pool conv64 pool conv128 avgpool -> linear -> 10 logits on 24x24 alpha crops (as AnimalNet)."""
+    """Three stages of two 3x3 convs (32, 64, 128 channels; 24 -> 12 -> 6 px) -> avgpool -> linear -> 10 logits.
 
-    def __init__(self, num_classes: int = len(CLASS_NAMES)):
+    Two convs a stage rather than one (the first version, 99k parameters) because the one-conv net
+    could not fit its own training silhouettes (99.0% right, 95.5% above 0.9 on them); at 288k
+    parameters two nets reach 99.3% right, 98.0% above 0.9 on held-out silhouettes (the shipped record).
+    """
+
+    def __init__(self, num_classes: int = len(CLASS_NAMES), width: int = 32):
         super().__init__()
         self.body = nn.Sequential(
-            _conv(1, 16), _conv(16, 32), nn.MaxPool2d(2),    # 24 -> 12
-            _conv(32, 64), nn.MaxPool2d(2),                  # 12 -> 6
-            _conv(64, 128),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),           # (B, 128)
+            _conv(1, width), _conv(width, width), nn.MaxPool2d(2),                    # 24 -> 12
+            _conv(width, 2 * width), _conv(2 * width, 2 * width), nn.MaxPool2d(2),    # 12 -> 6
+            _conv(2 * width, 4 * width), _conv(4 * width, 4 * width),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),                                    # (B, 4 width)
         )
-        self.head = nn.Linear(128, num_classes)
+        self.head = nn.Linear(4 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: float (B, 1, CROP, CROP), alpha in [0, 1] -> logits (B, 10)."""
@@ -152,7 +158,7 @@ class ObjectClassifier(nn.Module):
     result is a calibrated class probability (sgbench.geneval.train_classifier).
     """
 
-    def __init__(self, members: int = 3):
+    def __init__(self, members: int = 2):
         super().__init__()
         self.members = nn.ModuleList(ObjectNet() for _ in range(members))
         self.register_buffer("temperature", torch.ones(()))
