@@ -32,8 +32,6 @@ PROMPTS = ["a red bear", "a photo of a cat and dog", "a blue dog left of a bear"
 SEED, STEP, T = 7, 3, 0.4
 
 
-
-
 @pytest.fixture(scope="module")
 def routed() -> SiT:
     return randomised(ROUTED)

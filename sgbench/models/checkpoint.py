@@ -59,8 +59,7 @@ def read_weights(path: str | Path, *, what: str, rebuild: str) -> dict[str, torc
 
 def read_record(path: str | Path, key: str) -> dict:
     """A JSON record stored under `key` in a safetensors file's metadata (a training record), or {}."""
-    with safe_open(str(path), framework="pt") as f:
-        return json.loads((f.metadata() or {}).get(key, "{}"))
+    return json.loads(read_metadata(path).get(key, "{}"))
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
