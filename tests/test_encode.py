@@ -168,7 +168,7 @@ def test_torchrun_two_processes_write_the_shards_of_one(tmp_path, vae_dir):
 
     root = image_folder(tmp_path / "images")
     encode_dataset(root, tmp_path / "one", load_vae(vae_dir), size=SIZE, shard_size=2, log=None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29541",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "sgbench.cli", "data", "encode", str(root), str(tmp_path / "two"), "--vae", str(vae_dir),
            "--size", str(SIZE), "--shard-size", "2"]
     two = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)

@@ -147,7 +147,7 @@ def test_user_errors(checkpoint, tmp_path, kw, message):
 def test_two_processes_give_the_same_samples_as_one(checkpoint, tmp_path):
     one = run(checkpoint, tmp_path / "one", guidance="cfg", guidance_params={"scale": 2.0})
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
         "-m", "sgbench.cli", "sample", "-c", str(checkpoint), "--guidance", "cfg", "--scale", "2",
         "--num-samples", "10", "--batch-size", "3", "--steps", "4", "--out", str(tmp_path / "two"),
     ]

@@ -132,7 +132,7 @@ def test_prompt_file_and_model_kind_errors(model_files, tmp_path):
 @pytest.mark.slow
 def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
     assert runner.invoke(app, args(model_files, tmp_path / "one")).exit_code == 0
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29543",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "sgbench.cli", *args(model_files, tmp_path / "two", "-b", "3")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -116,7 +116,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     train(one, progress=False)
     two_dir = tmp_path / "2"
     path = write_recipe(two_dir)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29537",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "sgbench.cli", "train", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -208,7 +208,7 @@ def test_two_processes_train_a_text_model_like_one(tmp_path):
     one = load_train_recipe(write_text_recipe(tmp_path / "1"))
     train(one, progress=False)
     path = write_text_recipe(tmp_path / "2")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29538",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "sgbench.cli", "train", str(path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
