@@ -71,6 +71,7 @@ class DataSection:
 
 
 PRECISIONS = ("fp32", "bf16")
+TIME_SAMPLINGS = ("uniform", "logit_normal")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class TrainSection:
     # Ramp the EMA decay up as min(ema_decay, (1 + step) / (10 + step)) so that short runs do not keep
     # a share of the random initial weights (0.999 ** 2400 = 9%); off for the paper's long ImageNet runs.
     ema_warmup: bool = True
+    # Training times t: "uniform" on [0, 1], or "logit_normal": t = sigmoid(mean + std * n), n ~ N(0, 1)
+    # (SD3's sampling; JiT's mean -0.8, std 0.8 spend most steps at the noisy end, t near 0).
+    time_sampling: str = "uniform"
+    time_mean: float = -0.8
+    time_std: float = 0.8
     class_dropout: float = 0.1  # labels replaced by the null class (captions by the empty prompt), for CFG
     mae_weight: float = 1.0  # lambda of the masked reconstruction term (masking only, App. C)
     seed: int = 0
@@ -202,6 +208,10 @@ def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecip
         raise SgbenchError(f"Expected train.steps and train.batch_size > 0 but got {t.steps} and {t.batch_size}")
     if not 0.0 <= t.class_dropout < 1.0:
         raise SgbenchError(f"Expected train.class_dropout in [0, 1) but got {t.class_dropout}")
+    if t.time_sampling not in TIME_SAMPLINGS:
+        raise SgbenchError(f"Unknown train.time_sampling '{t.time_sampling}'; expected one of {', '.join(TIME_SAMPLINGS)}")
+    if t.time_std <= 0:
+        raise SgbenchError(f"Expected train.time_std > 0 but got {t.time_std}")
     if t.precision not in PRECISIONS:
         raise SgbenchError(f"Unknown train.precision '{t.precision}'; expected one of {', '.join(PRECISIONS)}")
     return recipe

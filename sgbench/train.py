@@ -35,7 +35,7 @@ import torch
 import yaml
 
 from sgbench import distributed, seeding
-from sgbench.config import TrainRecipe, recipe_to_dict
+from sgbench.config import TrainRecipe, TrainSection, recipe_to_dict
 from sgbench.errors import SgbenchError
 from sgbench.flow import flow_matching_loss, masked_flow_matching_loss
 from sgbench.models.checkpoint import atomic_save_safetensors, save_model
@@ -177,6 +177,13 @@ def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer
 # The loop
 
 
+def training_time(t_cfg: TrainSection, generator: torch.Generator) -> torch.Tensor:
+    """One sample's t (0 noise, 1 data) from its own generator, as train.time_sampling says."""
+    if t_cfg.time_sampling == "logit_normal":
+        return torch.sigmoid(t_cfg.time_mean + t_cfg.time_std * torch.randn((), generator=generator))
+    return torch.rand((), generator=generator)
+
+
 def ema_decay_at(step: int, decay: float, warmup: bool) -> float:
     """The decay used for the EMA update after `step` optimiser steps (0-based)."""
     return min(decay, (1 + step) / (10 + step)) if warmup else decay
@@ -260,7 +267,7 @@ def train(
             idx = batch_indices(t_cfg.seed, step, t_cfg.batch_size, len(images))[rank * per_rank : (rank + 1) * per_rank]
             x, y = images[idx].to(dev), labels[idx].to(dev)
         z = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(dev)
-        t = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev)
+        t = torch.stack([training_time(t_cfg, g) for g in gens]).to(dev)
         drop = torch.stack([torch.rand((), generator=g) for g in gens]).to(dev) < t_cfg.class_dropout
         if not text_model:
             y = torch.where(drop, torch.full_like(y, config.num_classes), y)

@@ -166,3 +166,29 @@ def test_edm_preconditioning_is_the_edm_denoiser_as_a_velocity():
     c_out = sigma * sd / (sd**2 + sigma**2).sqrt()
     D = c_skip * x_edm + c_out * plain.eval()(c_in * x_edm, sigma.flatten().log() / 4, y)
     torch.testing.assert_close(model(x, t, y), (D - x) / (1 - t.reshape(-1, 1, 1, 1)), atol=1e-5, rtol=1e-5)
+
+
+def test_data_prediction_is_the_network_output_as_a_velocity():
+    """prediction 'data': the network outputs x_hat and the model returns v = (x_hat - x_t) / (1 - t), so
+    an Euler step from t to 1 lands on x_hat; 1 - t is clamped at MIN_DATA_DENOMINATOR."""
+    from sgbench.models.sit import MIN_DATA_DENOMINATOR
+
+    config = preset("Tiny-test", prediction="data")
+    model = randomised(SiT(config))
+    plain = SiT(replace(config, prediction="velocity"))
+    plain.load_state_dict(model.state_dict())
+    x, t, y = inputs()
+    t = torch.tensor([0.0, 0.5, 0.99])
+    x_hat = plain.eval()(x, t, y)
+    v = model(x, t, y)
+    shape = (-1, 1, 1, 1)
+    torch.testing.assert_close(v[:2], (x_hat[:2] - x[:2]) / (1 - t[:2].reshape(shape)))
+    torch.testing.assert_close(v[2:], (x_hat[2:] - x[2:]) / MIN_DATA_DENOMINATOR)
+    torch.testing.assert_close(x[:2] + (1 - t[:2].reshape(shape)) * v[:2], x_hat[:2])
+    assert "prediction" not in plain.config.to_dict()  # velocity models' stored configs are unchanged
+    assert type(config).from_dict(config.to_dict()) == config
+
+
+def test_unknown_prediction_is_refused():
+    with pytest.raises(SgbenchError, match="Unknown prediction 'noise'; allowed: velocity, data"):
+        preset("Tiny-test", prediction="noise")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import yaml
 from sgbench.config import load_train_recipe
 from sgbench.errors import SgbenchError
 from sgbench.models.checkpoint import load_model
-from sgbench.train import batch_indices, ema_decay_at, train
+from sgbench.train import batch_indices, ema_decay_at, train, training_time
 
 TINY = {
     "name": "tiny",
@@ -71,6 +72,17 @@ def test_ema_warmup_ramps_the_decay_up_to_its_target():
     assert all(ema_decay_at(s, 0.999, warmup=False) == 0.999 for s in (0, 10, 10**6))
 
 
+def test_logit_normal_training_times_are_sigmoids_of_the_samples_normal_draw():
+    recipe = load_train_recipe(Path("recipes/t2i/animal-scenes-routed.yaml"))
+    t_cfg = replace(recipe.train, time_sampling="logit_normal", time_mean=-0.8, time_std=0.8)
+    n = torch.randn((), generator=torch.Generator().manual_seed(3))
+    assert training_time(t_cfg, torch.Generator().manual_seed(3)) == torch.sigmoid(-0.8 + 0.8 * n)
+    u = torch.rand((), generator=torch.Generator().manual_seed(3))
+    assert training_time(replace(t_cfg, time_sampling="uniform"), torch.Generator().manual_seed(3)) == u
+    times = torch.stack([training_time(t_cfg, torch.Generator().manual_seed(s)) for s in range(2000)])
+    assert 0 < times.min() and times.max() < 1 and abs(times.median() - torch.sigmoid(torch.tensor(-0.8))) < 0.03
+
+
 def test_data_order_is_a_permutation_per_epoch():
     seen = [batch_indices(0, s, 7, 20) for s in range(6)]  # 42 positions = 2 epochs + 2
     flat = [int(i) for b in seen for i in b]
@@ -93,6 +105,8 @@ def test_restarting_without_resume_is_refused(tmp_path):
         ({"train": {"lr": "fast"}}, "Expected train.lr to be float"),
         ({"data": {"dataset": "imagenet"}}, "Unknown data.dataset 'imagenet'"),
         ({"train": {"precision": "fp16"}}, "Unknown train.precision 'fp16'; expected one of fp32, bf16"),
+        ({"train": {"time_sampling": "cosine"}}, "Unknown train.time_sampling 'cosine'; expected one of uniform, logit_normal"),
+        ({"train": {"time_std": 0}}, "Expected train.time_std > 0 but got 0"),
     ],
 )
 def test_bad_recipes_fail_before_training(tmp_path, changes, message):

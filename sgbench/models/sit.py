@@ -100,6 +100,11 @@ class ModelConfig:
     edm: EDM | None = None  # EDM preconditioning of an imported network; None: the network is the velocity
     name: str = "custom"
     text: TextConfig | None = None  # a text-to-image model: prompts instead of classes
+    # What the network's output is: "velocity" (SiT) or "data", the clean image x_hat, turned into
+    # v = (x_hat - x_t) / (1 - t) (`velocity_from_data`). Predicting data is what makes pixel patches far
+    # wider than the model work (JiT: Li & He 2025, "Back to Basics: Let Denoising Generative Models
+    # Denoise"): clean images lie near a low-dimensional manifold, noise and velocity do not.
+    prediction: str = "velocity"
 
     def __post_init__(self):
         validate_config(self)
@@ -121,6 +126,8 @@ class ModelConfig:
         d = asdict(self)
         if self.text is None:
             del d["text"]  # class models' stored configs stay what they were
+        if self.prediction == "velocity":
+            del d["prediction"]  # likewise for velocity models
         return d
 
     @classmethod
@@ -139,7 +146,14 @@ class ModelConfig:
         return cls(**d)
 
 
+PREDICTIONS = ("velocity", "data")
+
+
 def validate_config(cfg: ModelConfig) -> None:
+    if cfg.prediction not in PREDICTIONS:
+        raise SgbenchError(f"Unknown prediction {cfg.prediction!r}; allowed: {', '.join(PREDICTIONS)}")
+    if cfg.prediction == "data" and cfg.edm is not None:
+        raise SgbenchError("An EDM-preconditioned network has its own output parameterisation: prediction must be 'velocity'")
     if cfg.input_size % cfg.patch_size:
         raise SgbenchError(f"input_size {cfg.input_size} is not divisible by patch_size {cfg.patch_size}")
     if cfg.hidden_size % cfg.num_heads:
@@ -373,6 +387,17 @@ def edm_velocity(x: torch.Tensor, t: torch.Tensor, F_x: torch.Tensor, edm: EDM) 
     return (((sd**2 * t - (1 - t)) * x.float() + sd * den.sqrt() * F_x.float()) / den).to(F_x.dtype)
 
 
+# 1 - t is clamped here (JiT's choice, 0.05) so that training near t = 1 does not divide by zero; Euler
+# steps evaluate t <= 1 - 1/steps, which is unclamped for any sampler of at most 20 steps.
+MIN_DATA_DENOMINATOR = 0.05
+
+
+def velocity_from_data(x_t: torch.Tensor, t: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+    """v = (x_hat - x_t) / (1 - t): the velocity whose Euler step to t = 1 lands on x_hat."""
+    denominator = (1 - t.float()).clamp_min(MIN_DATA_DENOMINATOR).reshape(-1, 1, 1, 1)
+    return ((x_hat.float() - x_t.float()) / denominator).to(x_hat.dtype)
+
+
 class SiT(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -541,7 +566,11 @@ class SiT(nn.Module):
                     full, idx, route = None, None, None
         out = self.final_layer(h, c)  # (B, N, p*p*C_out)
         out = self.unpatchify(out)[:, : cfg.in_channels]
-        return out if cfg.edm is None else edm_velocity(prefix.x, prefix.t, out, cfg.edm)
+        if cfg.edm is not None:
+            return edm_velocity(prefix.x, prefix.t, out, cfg.edm)
+        if cfg.prediction == "data":
+            return velocity_from_data(prefix.x, prefix.t, out)
+        return out
 
     def forward(
         self,
