@@ -387,15 +387,17 @@ def edm_velocity(x: torch.Tensor, t: torch.Tensor, F_x: torch.Tensor, edm: EDM) 
     return (((sd**2 * t - (1 - t)) * x.float() + sd * den.sqrt() * F_x.float()) / den).to(F_x.dtype)
 
 
-# 1 - t is clamped here (JiT's choice, 0.05) so that training near t = 1 does not divide by zero; Euler
-# steps evaluate t <= 1 - 1/steps, which is unclamped for any sampler of at most 20 steps.
+# 1 - t is clamped here (JiT's choice, 0.05) so that training near t = 1 does not divide by zero. Euler
+# and Heun evaluate t <= 1 - 1/steps: unclamped up to 20 steps; longer samplers meet the clamp in their
+# last steps, as JiT's do.
 MIN_DATA_DENOMINATOR = 0.05
 
 
 def velocity_from_data(x_t: torch.Tensor, t: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-    """v = (x_hat - x_t) / (1 - t): the velocity whose Euler step to t = 1 lands on x_hat."""
-    denominator = (1 - t.float()).clamp_min(MIN_DATA_DENOMINATOR).reshape(-1, 1, 1, 1)
-    return ((x_hat.float() - x_t.float()) / denominator).to(x_hat.dtype)
+    """v = (x_hat - x_t) / max(1 - t, MIN_DATA_DENOMINATOR): flow.velocity_from_x_hat with t clamped."""
+    from sgbench.flow import velocity_from_x_hat  # imported here: sgbench.flow imports this module
+
+    return velocity_from_x_hat(x_t, x_hat, t.clamp_max(1 - MIN_DATA_DENOMINATOR))
 
 
 class SiT(nn.Module):
