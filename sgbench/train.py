@@ -26,8 +26,11 @@ from __future__ import annotations
 
 import copy
 import json
+import multiprocessing
 import time
+from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -83,14 +86,23 @@ def held_out_captions(hold_out: str | None) -> frozenset[str]:
     raise SgbenchError(f"Unknown data.hold_out '{hold_out}'; expected geneval (or leave it unset)")
 
 
-def scene_batch(recipe: TrainRecipe, positions, held_out: frozenset[str]) -> tuple[torch.Tensor, list[str]]:
-    """Scenes at global sample positions: images (B, 3, H, W) in [-1, 1] and their captions."""
+def scene_batch(
+    recipe: TrainRecipe, positions, held_out: frozenset[str], pool: Executor | None = None
+) -> tuple[torch.Tensor, list[str]]:
+    """Scenes at global sample positions: images (B, 3, H, W) in [-1, 1] and their captions.
+
+    `pool` (data.workers processes) renders them in parallel; a scene is a pure function of its
+    position, so the batch is the same with or without it.
+    """
     from sgbench.data.scenes import training_scene
 
     d = recipe.data
-    scenes = [
-        training_scene(recipe.train.seed, int(k), canvas=d.canvas, sprite=d.sprite, held_out=held_out) for k in positions
-    ]
+    render = partial(training_scene, recipe.train.seed, canvas=d.canvas, sprite=d.sprite, held_out=held_out)
+    positions = [int(k) for k in positions]
+    if pool is None:
+        scenes = [render(k) for k in positions]
+    else:
+        scenes = list(pool.map(render, positions, chunksize=max(1, len(positions) // (4 * recipe.data.workers))))
     images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float()
     return images / 127.5 - 1.0, [s.caption for s in scenes]
 
@@ -236,8 +248,11 @@ def train(
 
     check_data_fits(recipe, config)
     text_model = config.text is not None
+    pool = None
     if text_model:
         held_out = held_out_captions(recipe.data.hold_out)
+        if recipe.data.workers:  # spawn, not fork: a forked child of a process running torch threads can hang
+            pool = ProcessPoolExecutor(recipe.data.workers, mp_context=multiprocessing.get_context("spawn"))
     else:
         images, labels = load_training_data(recipe)
         if tuple(images.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
@@ -261,7 +276,7 @@ def train(
         gidx = range(rank * per_rank, (rank + 1) * per_rank)  # global sample positions within the batch
         gens = [seeding.generator(t_cfg.seed, seeding.TRAIN, step, j) for j in gidx]
         if text_model:
-            x, captions = scene_batch(recipe, [step * t_cfg.batch_size + j for j in gidx], held_out)
+            x, captions = scene_batch(recipe, [step * t_cfg.batch_size + j for j in gidx], held_out, pool)
             x = x.to(dev)
         else:
             idx = batch_indices(t_cfg.seed, step, t_cfg.batch_size, len(images))[rank * per_rank : (rank + 1) * per_rank]
@@ -302,6 +317,8 @@ def train(
                 save_checkpoint(ckpt_path, step, model, ema, opt, recipe)
         distributed.barrier()
     bar.close()
+    if pool is not None:
+        pool.shutdown()
     if rank == 0 and step == t_cfg.steps:
         save_model(ema, out / "model.safetensors", extra={"step": step, **extra})
         _write_grid(ema, out / f"grid-step{step}.png")

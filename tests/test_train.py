@@ -198,9 +198,18 @@ def test_text_training_changes_the_text_encoder(tmp_path):
     assert not torch.equal(initial["text_encoder.base.embedding.weight"], trained["text_encoder.base.embedding.weight"])
 
 
+def test_scene_rendering_workers_train_the_same_weights(tmp_path):
+    inline = load_train_recipe(write_text_recipe(tmp_path / "a"))
+    train(inline, progress=False)
+    pooled = load_train_recipe(write_text_recipe(tmp_path / "b", data={"workers": 2}))
+    train(pooled, progress=False)
+    assert_same(weights(Path(inline.out)), weights(Path(pooled.out)))
+
+
 @pytest.mark.parametrize(
     "changes,message",
     [
+        ({"data": {"workers": -1}}, r"Expected data.workers >= 0 \(0 renders scenes in the training process\) but got -1"),
         ({"data": {"dataset": "animal_mnist"}}, "data.dataset 'animal_mnist' needs a class-conditional model"),
         ({"data": {"canvas": 40}}, "Scenes of 40x40x3 do not fit the model's input 32x32x3"),
         ({"data": {"hold_out": "coco"}}, "Unknown data.hold_out 'coco'; expected geneval"),
