@@ -102,7 +102,8 @@ def scene_batch(
     if pool is None:
         scenes = [render(k) for k in positions]
     else:
-        scenes = list(pool.map(render, positions, chunksize=max(1, len(positions) // (4 * recipe.data.workers))))
+        # One chunk per worker: `render` (with the held-out captions) is pickled once per chunk, not per scene.
+        scenes = list(pool.map(render, positions, chunksize=-(-len(positions) // recipe.data.workers)))
     images = torch.from_numpy(np.stack([s.image for s in scenes])).permute(0, 3, 1, 2).float()
     return images / 127.5 - 1.0, [s.caption for s in scenes]
 
