@@ -88,7 +88,10 @@ def decode_pixels(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-DECODE_BATCH = 32  # latents per VAE decoder forward (DiT's per-GPU batch): the SD decoder's activations are large
+# Latents per VAE decoder forward: one. Convolution libraries choose their algorithm by the batch too, so
+# a decoder fed whole shards would tie a sample's pixels to the shard size (docs/design.md, "Numerics");
+# one latent at a time is the same computation for every sample, at a small cost next to sampling.
+DECODE_BATCH = 1
 
 
 def is_latent(config: ModelConfig) -> bool:

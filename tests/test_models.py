@@ -98,6 +98,22 @@ def test_a_samples_selection_does_not_depend_on_its_batch(config):
     torch.testing.assert_close(full[2:3], alone, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("rows", [1, 2, 3, 10, 64])
+def test_per_sample_layers_give_each_row_the_bits_it_has_alone(rows):
+    """Per-sample vectors (timestep, pooled text, adaLN) and patch embeddings: a row's result never
+    depends on how many rows share the call (BLAS picks kernels by row count; docs/design.md, "Numerics")."""
+    from sgbench.models.sit import PatchEmbed, PerSampleLinear
+
+    linear, embed = PerSampleLinear(96, 160), PatchEmbed(4, 32, 1)
+    x, images = torch.randn(rows, 96), torch.randn(rows, 4, 4, 4)
+    with torch.no_grad():
+        assert torch.equal(linear(x), torch.cat([linear(x[i : i + 1]) for i in range(rows)]))
+        assert torch.equal(embed(images), torch.cat([embed(images[i : i + 1]) for i in range(rows)]))
+        torch.testing.assert_close(linear(x), torch.nn.functional.linear(x, linear.weight, linear.bias))
+        conv = torch.nn.functional.conv2d(images, embed.weight, embed.bias, stride=1).flatten(2).transpose(1, 2)
+        torch.testing.assert_close(embed(images), conv)  # the Conv2d it replaces, token order included
+
+
 def test_sparsity_changes_the_output_and_none_means_training_rates():
     model = randomised(SiT(ROUTED))
     x, t, y = inputs()

@@ -238,11 +238,45 @@ def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
     return torch.from_numpy(emb).float()
 
 
+# ----------------------------------------------------------------------------------------------------
+# Batch invariance (docs/design.md, "Numerics")
+#
+# A sample's image must not depend on the batch it was drawn in. Per-token layers see B x N rows, and
+# BLAS runs them with one kernel whatever B is; but layers on per-sample vectors (timestep, pooled
+# text, adaLN modulation) see only B rows, and CPU BLAS picks its kernel by the row count: M = 1, 3
+# and 10 sum the products of a row in different orders (measured on AVX-512, AVX2 and the default
+# kernels), so the last bits of c, and rarely a pixel, followed the batch size. The same holds for a
+# 1x1 convolution. So per-sample vectors go through one (1, K) x (K, N) product each, and patches are
+# embedded as a per-token linear: fixed shapes, whatever the batch.
+
+
+class PerSampleLinear(nn.Linear):
+    """nn.Linear on per-sample vectors (B, K) -> (B, N), computed as B products of one row each."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.bmm(x.unsqueeze(1), self.weight.t().expand(x.shape[0], -1, -1)).squeeze(1)  # (B, N)
+        return y if self.bias is None else y + self.bias.to(y.dtype)  # bf16 under autocast, as nn.Linear
+
+
+class PatchEmbed(nn.Conv2d):
+    """The patch embedding: a Conv2d with kernel = stride = p (its parameters and their names), computed
+    as a linear over each token's p x p x C values (B, C, H, W) -> (B, N, D), N row-major."""
+
+    def __init__(self, in_channels: int, dim: int, patch_size: int):
+        super().__init__(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, H, W = x.shape
+        p = self.kernel_size[0]
+        patches = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, (H // p) * (W // p), C * p * p)
+        return F.linear(patches, self.weight.reshape(self.out_channels, -1), self.bias)
+
+
 class TimestepEmbedder(nn.Module):
     def __init__(self, hidden_size: int, freq_dim: int = 256, time_scale: float = 1000.0):
         super().__init__()
         self.freq_dim, self.time_scale = freq_dim, time_scale
-        self.mlp = nn.Sequential(nn.Linear(freq_dim, hidden_size), nn.SiLU(), nn.Linear(hidden_size, hidden_size))
+        self.mlp = nn.Sequential(PerSampleLinear(freq_dim, hidden_size), nn.SiLU(), PerSampleLinear(hidden_size, hidden_size))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.freq_dim // 2
@@ -317,7 +351,7 @@ class DiTBlock(nn.Module):
             self.cross_attn = CrossAttention(dim, context_dim, num_heads)
         self.norm2 = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 6 * dim))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), PerSampleLinear(cond_dim, 6 * dim))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, context: TextContext | None = None) -> torch.Tensor:
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
@@ -333,7 +367,7 @@ class FinalLayer(nn.Module):
         super().__init__()
         self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
         self.linear = nn.Linear(dim, patch_size * patch_size * out_channels)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(cond_dim, 2 * dim))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), PerSampleLinear(cond_dim, 2 * dim))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
@@ -405,14 +439,14 @@ class SiT(nn.Module):
         super().__init__()
         self.config = cfg = config
         D = cfg.hidden_size
-        self.x_embedder = nn.Conv2d(cfg.in_channels, D, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.x_embedder = PatchEmbed(cfg.in_channels, D, cfg.patch_size)
         self.t_embedder = TimestepEmbedder(D, time_scale=cfg.time_scale)
         context_dim = None
         if cfg.text is None:
             self.y_embedder = nn.Embedding(cfg.num_classes + 1, D)  # last row: the null class
         else:
             self.text_encoder = TextEncoder(cfg.text)
-            self.pooled_embedder = nn.Sequential(nn.Linear(cfg.text.width, D), nn.SiLU(), nn.Linear(D, D))
+            self.pooled_embedder = nn.Sequential(PerSampleLinear(cfg.text.width, D), nn.SiLU(), PerSampleLinear(D, D))
             self.context_embedder = nn.Linear(cfg.text.width, D)
             context_dim = D
         grid = cfg.input_size // cfg.patch_size
@@ -424,7 +458,7 @@ class SiT(nn.Module):
             width = m.decoder_width
             if m.embed_adaln:
                 self.decoder_embed_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
-                self.decoder_embed_modulation = nn.Sequential(nn.SiLU(), nn.Linear(D, 2 * D))
+                self.decoder_embed_modulation = nn.Sequential(nn.SiLU(), PerSampleLinear(D, 2 * D))
             self.decoder_embed = nn.Linear(D, width)
             self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
             self.register_buffer("decoder_pos_embed", sincos_pos_embed(width, grid)[None], persistent=False)
@@ -473,13 +507,6 @@ class SiT(nn.Module):
             nn.init.zeros_(self.pooled_embedder[-1].weight)
             nn.init.zeros_(self.pooled_embedder[-1].bias)
             self.text_encoder.initialize_weights()
-        if self.config.text is not None:
-            # Text enters at zero, as adaLN-Zero does: a caption-dependent shift of c that the blocks
-            # cannot use yet is noise, and the jointly trained encoder then collapses to a constant
-            # (measured: cosine 0.995 between the pooled embeddings of any two prompts after 2,400 steps).
-            nn.init.zeros_(self.pooled_embedder[-1].weight)
-            nn.init.zeros_(self.pooled_embedder[-1].bias)
-            self.text_encoder.initialize_weights()
 
     # -- forward pieces ------------------------------------------------------------------------------
 
@@ -499,7 +526,7 @@ class SiT(nn.Module):
         """Embed and run the dense blocks before the first route. x: (B, C, H, W), t: (B,), y: class
         labels (B,) long, or for a text model a TextEmbedding of B prompts (`encode_text`)."""
         x_in, t_in = (x, t) if self.config.edm is None else edm_inputs(x, t, self.config.edm)
-        h = self.x_embedder(x_in).flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, D)
+        h = self.x_embedder(x_in) + self.pos_embed  # (B, N, D)
         context = None
         if self.config.text is None:
             c = self.t_embedder(t_in) + self.y_embedder(y)  # (B, D)
