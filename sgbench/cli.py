@@ -254,11 +254,17 @@ def ingest_geneval(
 
     sgbench import tread latest.pt tread-xl2.safetensors --route 2:24:0.5 --vae stabilityai/sd-vae-ft-ema
 
+    sgbench import tread rf-net.pt tread-rf.safetensors --dense --preconditioning rf
+
     sgbench import maskdit imagenet256-guidance.pt maskdit-xl2.safetensors
 
 Kinds: tread (CompVis/tread, rf.py or edm.py), sit (willisma/SiT), maskdit (Anima-Lab/MaskDiT); dit
 (facebookresearch/DiT) is refused with the reason. Time and output conventions are converted here,
-once; the result samples with `sgbench sample -c DST` like a model trained by sgbench.
+once; the result samples with `sgbench sample -c DST` like a model trained by sgbench. A training
+checkpoint written by another codebase's train.py than KIND's is refused, naming the kind that fits.
+
+TREAD checkpoints record neither routes nor, for a bare network, the objective: give --route (or
+--dense), and --preconditioning unless the network is wrapped in edm.py's EDMPrecond (keys model.*).
 
 **Checkpoints are code.** A .pt/.pth file is a pickle, and unpickling a file from an untrusted source
 can run arbitrary code on your machine. sgbench reads pickles with torch.load(weights_only=True), which
@@ -271,7 +277,11 @@ def import_(
     source: Annotated[Path, typer.Argument(help="Its checkpoint (.pt, .pth or .safetensors); EMA weights are used when present")],
     dest: Annotated[Path, typer.Argument(help="The sgbench model file to write (.safetensors)")],
     route: Annotated[Optional[list[str]], typer.Option("--route", help="tread: routed blocks as in its config, e.g. 2:24:0.5 (START:END[:RATE], "
-                                                       "inclusive, 0-based; RATE = fraction dropped in training, default 0.5); repeatable")] = None,
+                                                       "inclusive, 0-based; RATE = fraction dropped in training, default 0.5); repeatable; "
+                                                       "tread needs --route or --dense")] = None,
+    dense: Annotated[bool, typer.Option("--dense", help="tread: the model was trained without routing (instead of --route)")] = False,
+    preconditioning: Annotated[Optional[str], typer.Option("--preconditioning", help="tread: rf (rf.py) or edm (edm.py); required for a "
+                                                           "bare network, read from the keys when wrapped in EDMPrecond")] = None,
     num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="Attention heads (default: DiT's table by width)")] = None,
     decoder_heads: Annotated[Optional[int], typer.Option("--decoder-heads", help="maskdit: decoder heads (default 16, as MaskDiT)")] = None,
     vae: Annotated[Optional[str], typer.Option("--vae", help="The VAE that decodes this model's latents (directory or Hugging Face cache "
@@ -281,16 +291,19 @@ def import_(
 ) -> None:
     """Convert another codebase's checkpoint (TREAD, SiT, MaskDiT) into an sgbench model file.
     Checkpoints from untrusted sources are code: see below."""
+    from sgbench.models.checkpoint import load_extra
     from sgbench.models.importers import import_checkpoint
     from sgbench.models.sit import parse_route
 
-    model = import_checkpoint(kind, source, dest, routes=[parse_route(r) for r in route or []], num_heads=num_heads,
-                              decoder_heads=decoder_heads, vae=vae, trust_pickle=trust_pickle)
+    model = import_checkpoint(kind, source, dest, routes=[parse_route(r) for r in route or []], dense=dense,
+                              preconditioning=preconditioning, num_heads=num_heads, decoder_heads=decoder_heads, vae=vae,
+                              trust_pickle=trust_pickle)
     c = model.config
     sparsity = {"routing": f"routes {', '.join(f'{r.start}..{r.end}@{r.rate:g}' for r in c.routes)}",
                 "masking": f"masking, decoder {c.masking.decoder_depth if c.masking else 0} blocks", "dense": "dense"}[c.sparsity_kind]
+    null_class = load_extra(dest).get("null_class")  # a SiT trained without class dropout has none of its own
     typer.echo(f"Wrote {dest}: {c.name}, {c.in_channels}x{c.input_size}x{c.input_size} inputs, {sparsity}"
-               + (f", decoded by {vae}" if vae else ""))
+               + (f", decoded by {vae}" if vae else "") + (f"; null class {null_class}" if null_class else ""))
 
 
 # === data ============================================================================================

@@ -52,7 +52,8 @@ def edm_velocity_of(D: torch.Tensor, x_edm: torch.Tensor, sigma: torch.Tensor):
 
 @torch.no_grad()
 def test_tread_rf_matches_the_official_code_dense_and_routed(tmp_path):
-    model, d = imported("tread", FIXTURES / "tread" / "rf.safetensors", tmp_path, "ema_state_dict", routes=TREAD_ROUTES, num_heads=2)
+    model, d = imported("tread", FIXTURES / "tread" / "rf.safetensors", tmp_path, "ema_state_dict", routes=TREAD_ROUTES, num_heads=2,
+                        preconditioning="rf")  # a bare network: its keys cannot tell rf from edm
     assert model.config.routes == TREAD_ROUTES and model.config.edm is None and model.config.time_scale == 1.0
     t = 1 - d["t"]  # rf.py: t = 1 is noise
     torch.testing.assert_close(model(d["x"], t, d["y"]), -d["out_dense"], atol=ATOL, rtol=0)  # v_ours = -v_theirs
@@ -219,3 +220,208 @@ def test_cli_import_records_the_vae_and_help_says_checkpoints_are_code(tmp_path)
     assert missing.exit_code == 2 and "No VAE at" in missing.output and not (tmp_path / "o.safetensors").exists()
     text = " ".join(CliRunner().invoke(app, ["import", "--help"], terminal_width=200).output.split())
     assert "Checkpoints are code" in text and "untrusted source can run arbitrary code" in text and "--trust-pickle" in text
+
+
+# ----------------------------------------------------------------------------------------------------
+# What a user gets wrong: one line (exit 2) naming what fits, before anything is written
+
+
+def cli_import(*args: str):
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+
+    return CliRunner().invoke(app, ["import", *map(str, args)])
+
+
+def no_file_written(folder: Path) -> bool:
+    return not (folder / "o.safetensors").exists() and not [p for p in folder.iterdir() if ".tmp" in p.name]
+
+
+def sit_state() -> dict:
+    return fixture(FIXTURES / "sit" / "sit.safetensors")[0]
+
+
+def test_an_import_into_a_directory_is_refused_before_reading(tmp_path):
+    from test_cli import one_line_error
+
+    (tmp_path / "out").mkdir()
+    one_line_error(cli_import("sit", tmp_path / "never-read.pt", tmp_path / "out", "--num-heads", "2"),
+                   "out is a directory; give a file path ending in .safetensors")
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_text_file_is_not_a_checkpoint_and_gets_no_trust_pickle_hint(tmp_path, trust):
+    from test_cli import one_line_error
+
+    (tmp_path / "config.yaml").write_text("model: SiT-XL/2\nnum_classes: 1000\n")
+    result = cli_import("sit", tmp_path / "config.yaml", tmp_path / "o.safetensors", "--num-heads", "2", *(["--trust-pickle"] if trust else []))
+    one_line_error(result, "config.yaml is not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle")
+    assert "--trust-pickle" not in result.output and no_file_written(tmp_path)
+
+
+def test_a_truncated_safetensors_file_is_one_line(tmp_path):
+    from test_cli import one_line_error
+    from safetensors.torch import save_file
+
+    save_file(fixture(FIXTURES / "tread" / "rf.safetensors")[0], str(tmp_path / "t.safetensors"))
+    data = (tmp_path / "t.safetensors").read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(data[: len(data) // 2])
+    one_line_error(cli_import("tread", tmp_path / "t.safetensors", tmp_path / "o.safetensors", "--dense", "--preconditioning", "rf"),
+                   "is not a readable safetensors file (truncated or corrupt?)")
+    assert no_file_written(tmp_path)
+
+
+@pytest.mark.parametrize("trust", [False, True])
+def test_a_truncated_pickle_is_corrupt_and_gets_no_trust_pickle_hint(tmp_path, trust):
+    from test_cli import one_line_error
+
+    torch.save({"ema": sit_state()}, tmp_path / "s.pt")
+    data = (tmp_path / "s.pt").read_bytes()
+    (tmp_path / "s.pt").write_bytes(data[: len(data) // 2])
+    result = cli_import("sit", tmp_path / "s.pt", tmp_path / "o.safetensors", "--num-heads", "2", *(["--trust-pickle"] if trust else []))
+    one_line_error(result, "s.pt is not a readable torch checkpoint (truncated or corrupt?)")
+    assert "--trust-pickle" not in result.output
+
+
+def test_the_trust_pickle_hint_names_the_refused_object(tmp_path):
+    from test_cli import one_line_error
+
+    torch.save({"ema": sit_state(), "args": Path("x")}, tmp_path / "ckpt.pt")
+    one_line_error(cli_import("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", "--num-heads", "2"),
+                   "holds objects other than tensors (pathlib.", "rerun with --trust-pickle")
+
+
+def test_a_sit_training_checkpoint_is_refused_by_the_tread_importer(tmp_path):
+    import argparse
+
+    from test_cli import one_line_error
+
+    state = sit_state()
+    torch.save({"model": state, "ema": state, "opt": {}, "args": argparse.Namespace(num_classes=3)}, tmp_path / "0050000.pt")
+    one_line_error(cli_import("tread", tmp_path / "0050000.pt", tmp_path / "o.safetensors", "--dense", "--preconditioning", "rf", "--num-heads", "2"),
+                   "looks like a SiT checkpoint (entry 'ema'), not a TREAD one; import it with `sgbench import sit`")
+    assert no_file_written(tmp_path)
+
+
+def test_a_tread_training_checkpoint_is_refused_by_the_sit_importer(tmp_path):
+    from test_cli import one_line_error
+
+    state = fixture(FIXTURES / "tread" / "rf.safetensors")[0]
+    torch.save({"model_state_dict": state, "ema_state_dict": state, "optimizer_state_dict": {}, "step": 50_000}, tmp_path / "latest.pt")
+    one_line_error(cli_import("sit", tmp_path / "latest.pt", tmp_path / "o.safetensors", "--num-heads", "2"),
+                   "looks like a TREAD checkpoint (entry 'ema_state_dict'), not a SiT one; import it with `sgbench import tread`")
+    assert no_file_written(tmp_path)
+
+
+def test_a_bare_tread_network_needs_its_preconditioning(tmp_path):
+    from test_cli import one_line_error
+
+    torch.save(fixture(FIXTURES / "tread" / "rf.safetensors")[0], tmp_path / "net.pt")
+    one_line_error(cli_import("tread", tmp_path / "net.pt", tmp_path / "o.safetensors", "--dense", "--num-heads", "2"),
+                   "give --preconditioning rf (trained with rf.py) or --preconditioning edm")
+    one_line_error(cli_import("tread", tmp_path / "net.pt", tmp_path / "o.safetensors", "--dense", "--preconditioning", "ddpm"),
+                   "Expected --preconditioning rf or edm but got 'ddpm'")
+    assert no_file_written(tmp_path)
+
+
+@torch.no_grad()
+def test_a_bare_edm_tread_network_imports_as_edm_when_told(tmp_path):
+    state, d, _ = fixture(FIXTURES / "tread" / "edm.safetensors")
+    torch.save({k.removeprefix("model."): v for k, v in state.items()}, tmp_path / "net.pt")  # saved without EDMPrecond
+    import_checkpoint("tread", tmp_path / "net.pt", tmp_path / "o.safetensors", routes=TREAD_ROUTES, num_heads=2, preconditioning="edm")
+    model = load_model(tmp_path / "o.safetensors")
+    assert model.config.edm is not None and model.config.name.startswith("tread-edm")
+    x_t, t, v = edm_velocity_of(d["out_dense"], d["x"], d["sigma"])
+    torch.testing.assert_close(model(x_t, t, d["y"]), v, atol=ATOL, rtol=0)
+
+
+def test_a_preconditioning_that_contradicts_the_edm_wrapper_is_refused(tmp_path):
+    from test_cli import one_line_error
+
+    torch.save({"ema_state_dict": fixture(FIXTURES / "tread" / "edm.safetensors")[0]}, tmp_path / "latest.pt")
+    one_line_error(cli_import("tread", tmp_path / "latest.pt", tmp_path / "o.safetensors", "--route", "1:2", "--preconditioning", "rf",
+                              "--num-heads", "2"), "--preconditioning rf contradicts the checkpoint", "EDMPrecond")
+    assert no_file_written(tmp_path)
+    result = cli_import("tread", tmp_path / "latest.pt", tmp_path / "o.safetensors", "--route", "1:2", "--preconditioning", "edm", "--num-heads", "2")
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "o.safetensors").config.edm is not None
+
+
+@torch.no_grad()
+def test_a_sit_trained_without_class_dropout_keeps_every_class(tmp_path):
+    import argparse
+
+    state, d, _ = fixture(FIXTURES / "sit" / "sit.safetensors")
+    state["y_embedder.embedding_table.weight"] = state["y_embedder.embedding_table.weight"][:3]  # 3 classes, no null row
+    torch.save({"ema": state, "args": argparse.Namespace(num_classes=3)}, tmp_path / "ckpt.pt")
+    result = cli_import("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", "--num-heads", "2")
+    assert result.exit_code == 0 and "null class added as zeros" in result.output, result.output  # the user is told
+    model = load_model(tmp_path / "o.safetensors")
+    assert model.config.num_classes == 3 and not model.y_embedder.weight[3].any()  # a zero null row was added
+    assert "no null class" in load_extra(tmp_path / "o.safetensors")["null_class"]
+    torch.testing.assert_close(model(d["x"][:3], d["t"][:3], d["y"][:3]), d["out_dense"][:3], atol=ATOL, rtol=0)
+
+
+def test_a_sit_with_the_null_row_and_recorded_classes_is_unchanged(tmp_path):
+    import argparse
+
+    torch.save({"ema": sit_state(), "args": argparse.Namespace(num_classes=3)}, tmp_path / "ckpt.pt")
+    import_checkpoint("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", num_heads=2)
+    assert load_model(tmp_path / "o.safetensors").config.num_classes == 3
+    assert "null_class" not in load_extra(tmp_path / "o.safetensors")
+
+
+def test_a_class_table_that_disagrees_with_the_recorded_classes_is_refused(tmp_path):
+    import argparse
+
+    torch.save({"ema": sit_state(), "args": argparse.Namespace(num_classes=10)}, tmp_path / "ckpt.pt")
+    with pytest.raises(SgbenchError, match=r"class table has 4 rows but its args.num_classes is 10 \(expected 11 .* or 10 without\)"):
+        import_checkpoint("sit", tmp_path / "ckpt.pt", tmp_path / "o.safetensors", num_heads=2)
+    assert no_file_written(tmp_path)
+
+
+@pytest.mark.parametrize("kind,path,options", [
+    ("sit", FIXTURES / "sit" / "sit.safetensors", {}),
+    ("tread", FIXTURES / "tread" / "rf.safetensors", {"dense": True, "preconditioning": "rf"}),
+    ("maskdit", FIXTURES / "maskdit" / "maskdit.safetensors", {"decoder_heads": 4}),
+])
+def test_unknown_weights_are_refused_not_dropped(tmp_path, kind, path, options):
+    state = fixture(path)[0]
+    prefix = "model." if kind == "maskdit" else ""
+    for i in range(7):
+        state[f"{prefix}extra_head{i}.weight"] = torch.zeros(2)
+    torch.save(state, tmp_path / "s.pt")
+    with pytest.raises(SgbenchError, match=r"weights that .*'s model does not have: extra_head0.weight, .*extra_head4.weight and 2 more"):
+        import_checkpoint(kind, tmp_path / "s.pt", tmp_path / "o.safetensors", num_heads=2, **options)
+    assert no_file_written(tmp_path)
+
+
+def test_tread_needs_routes_or_an_explicit_dense(tmp_path):
+    from test_cli import one_line_error
+
+    torch.save(fixture(FIXTURES / "tread" / "rf.safetensors")[0], tmp_path / "net.pt")
+    args = ("tread", tmp_path / "net.pt", tmp_path / "o.safetensors", "--preconditioning", "rf", "--num-heads", "2")
+    one_line_error(cli_import(*args), "TREAD checkpoints do not record their routes: give --route START:END[:RATE]", "or --dense")
+    one_line_error(cli_import(*args, "--dense", "--route", "1:2"), "either --route", "or --dense", "not both")
+    assert no_file_written(tmp_path)
+    dense = cli_import(*args, "--dense")
+    assert dense.exit_code == 0 and "dense" in dense.output, dense.output
+    assert load_model(tmp_path / "o.safetensors").config.routes == ()
+
+
+def test_dense_and_preconditioning_are_for_tread_only(tmp_path):
+    from test_cli import one_line_error
+
+    torch.save(sit_state(), tmp_path / "s.pt")
+    one_line_error(cli_import("sit", tmp_path / "s.pt", tmp_path / "o.safetensors", "--dense"), "for TREAD checkpoints only")
+
+
+def test_import_help_documents_dense_and_preconditioning():
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+
+    text = " ".join(CliRunner().invoke(app, ["import", "--help"]).output.replace("│", " ").split())  # rich wraps in boxes
+    assert "--dense" in text and "--preconditioning" in text and "rf (rf.py) or edm (edm.py)" in text
+    assert "trained without routing" in text and "give --route (or --dense), and --preconditioning unless" in text

@@ -6,8 +6,10 @@ paired with the wrong config. Training checkpoints (optimizer, EMA, RNG) live in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -16,23 +18,44 @@ from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
 from sgbench.errors import SgbenchError
+from sgbench.files import _tmp
 from sgbench.models.sit import ModelConfig, SiT
 
 CONFIG_KEY = "sgbench_model_config"
 
 
-def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: a killed run never leaves half a file."""
+def check_destination(path: str | Path) -> Path:
+    """Refuse, before any work, a destination that cannot become a weights file: an existing directory,
+    or a path below an existing file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates its file 0600; weights are as shareable as any output
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if path.is_dir():
+        raise SgbenchError(f"{path} is a directory; give a file path ending in .safetensors (e.g. {path / 'model.safetensors'})")
+    folder = next((p for p in path.parents if p.exists()), None)  # the nearest one that exists
+    if folder is not None and not folder.is_dir():
+        raise SgbenchError(f"Cannot write {path}: {folder} is a file, not a folder")
+    return path
+
+
+def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: a killed run never leaves half a file,
+    and a failed write (no permission, disk full) is one line and leaves no temporary file behind."""
+    path = check_destination(path)
+    tmp = _tmp(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # safetensors creates its file 0600; weights are as shareable as any output
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, SafetensorError) as e:  # safetensors reports its own I/O errors as SafetensorError
+        io_error = re.search(r"I/O error: (.+?) \(os error", str(e))  # its text names its own temporary file
+        raise SgbenchError(f"Cannot write {path}: {getattr(e, 'strerror', None) or (io_error and io_error.group(1)) or e}") from None
+    finally:
+        with contextlib.suppress(OSError):  # gone after a successful rename; never leave it after a failure
+            tmp.unlink(missing_ok=True)
 
 
 def save_model(model: SiT, path: str | Path, *, dtype: torch.dtype | None = None, extra: dict | None = None) -> None:
@@ -73,6 +96,14 @@ def read_metadata(path: str | Path) -> dict[str, str]:
         raise SgbenchError(f"Checkpoint {path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
 
 
+def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a safetensors file; a truncated or corrupt file is one line (as `read_metadata`)."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise SgbenchError(f"Checkpoint {path} is not a readable safetensors file (truncated or corrupt?): {e}") from None
+
+
 def read_config(path: str | Path) -> ModelConfig:
     """The model config stored in the file, without reading its weights."""
     meta = read_metadata(path)
@@ -85,10 +116,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> SiT:
     """Rebuild the model from the config stored in the file and load its weights (as float32)."""
     path = Path(path)
     config = read_config(path)
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise SgbenchError(f"Checkpoint {path} could not be read (truncated or corrupt?): {e}") from None
+    state = read_tensors(path)
     model = SiT(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -117,6 +145,7 @@ def load_extra(path: str | Path) -> dict:
 def export_model(source: str | Path, dest: str | Path, *, half: bool = False) -> int:
     """Copy a trained model for shipping: weights (float16 with `half`) with its config and provenance;
     returns the size of the written file in bytes."""
+    check_destination(dest)  # before reading the model
     extra = {**load_extra(source), "exported_from": str(source)}
     save_model(load_model(source), dest, dtype=torch.float16 if half else None, extra=extra)
     return Path(dest).stat().st_size

@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from sgbench.errors import SgbenchError
+from sgbench.models.checkpoint import read_tensors
 from sgbench.models.sit import SIZES, sincos_pos_embed
 
 # DiT's size table: the number of heads is not in the weights, so it is looked up by width.
@@ -29,43 +29,105 @@ HEADS_BY_WIDTH = {d: heads for d, _, heads in SIZES.values()} | {1280: 16}  # + 
 # Reading
 
 
-def read_state_dict(src: str | Path, *, trust_pickle: bool = False) -> tuple[dict[str, torch.Tensor], str]:
-    """The weights in `src` and which entry they came from ('ema', 'ema_state_dict', ... or '').
+def read_checkpoint(src: str | Path, *, trust_pickle: bool = False):
+    """What `src` holds, as saved: a training checkpoint's dict of entries, or a state dict.
 
-    .safetensors files are read as they are. Pickles (.pt) go through torch.load(weights_only=True)
-    (argparse.Namespace, the `args` entry of DiT-style training checkpoints, is allowed) unless
-    trust_pickle. A training checkpoint's EMA weights are preferred over its raw model weights.
+    The format is read from the file's first bytes, not its name: .safetensors files (and files that
+    start like one) are read as they are; torch.save's zip archives and legacy pickles go through
+    torch.load(weights_only=True) (argparse.Namespace, the `args` entry of DiT-style training
+    checkpoints, is allowed) unless trust_pickle; anything else is refused as not a checkpoint.
     """
     src = Path(src)
     if not src.is_file():
         raise SgbenchError(f"Checkpoint to import not found: {src}")
-    if src.suffix == ".safetensors":
-        obj = load_file(str(src))
-    else:
-        try:
-            if trust_pickle:
-                obj = torch.load(src, map_location="cpu", weights_only=False)
-            else:
-                with torch.serialization.safe_globals([argparse.Namespace]):
-                    obj = torch.load(src, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[-1][:200]
+    with open(src, "rb") as f:
+        head = f.read(16)
+    if src.suffix == ".safetensors" or _looks_like_safetensors(head, src.stat().st_size):
+        return read_tensors(src)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        seen = f"it starts with {head!r}" if head else "it is empty"
+        raise SgbenchError(
+            f"{src} is not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle; {seen}): "
+            "expected the .pt/.pth file the training code saved, or a .safetensors file"
+        )
+    try:
+        if trust_pickle:
+            return torch.load(src, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(src, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if not trust_pickle and str(e).startswith("Weights only load failed"):  # torch's refusal, not damage
+            refused = re.search(r"GLOBAL (\S+) was not an allowed global", str(e))
+            what = refused.group(1) if refused else str(e).split("WeightsUnpickler error:")[-1].strip().splitlines()[0][:200]
             raise SgbenchError(
-                f"{src} holds objects other than tensors ({first}); if you trust its source, rerun with "
+                f"{src} holds objects other than tensors ({what}); if you trust its source, rerun with "
                 "--trust-pickle (a pickle can run arbitrary code), or save its state dict alone"
             ) from None
-        except (RuntimeError, EOFError, OSError) as e:
-            raise SgbenchError(f"{src} is not a readable torch checkpoint (truncated or corrupt?): {e}") from None
+        raise SgbenchError(f"{src} is not a readable torch checkpoint (truncated or corrupt?): {_first_line(e)}") from None
+    except Exception as e:  # a damaged pickle fails with any type (EOFError, KeyError, IndexError, RuntimeError...)
+        raise SgbenchError(f"{src} is not a readable torch checkpoint (truncated or corrupt?): {_first_line(e)}") from None
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    """A safetensors file starts with its JSON header's length (8 bytes, little endian) and then '{'."""
+    return len(head) >= 9 and head[8:9] == b"{" and 8 < int.from_bytes(head[:8], "little") < size
+
+
+def _first_line(e: Exception) -> str:
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0].split('. ')[0][:200]}" if lines else type(e).__name__
+
+
+def state_dict_of(obj, src: str | Path) -> tuple[dict[str, torch.Tensor], str]:
+    """The weights in a checkpoint and the entry they came from ('ema', 'ema_state_dict', ... or '').
+    A training checkpoint's EMA weights are preferred over its raw model weights."""
     for entry in ("ema", "ema_state_dict", "model", "model_state_dict", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(entry), dict):
-            return _tensors(obj[entry], src), entry
-    return _tensors(obj, src), ""
+            return _tensors(obj[entry], Path(src)), entry
+    return _tensors(obj, Path(src)), ""
+
+
+def origin(obj, state: dict[str, torch.Tensor]) -> tuple[str, str] | None:
+    """Which codebase wrote a checkpoint, where its layout says: (kind, the evidence), else None.
+
+    CompVis/tread's train.py saves model_state_dict / ema_state_dict / optimizer_state_dict / step;
+    willisma/SiT's and Anima-Lab/MaskDiT's save model / ema / opt / args, MaskDiT's networks wrapped in
+    EDMPrecond (keys 'model.*') and with a decoder. A bare state dict says nothing (None), except a decoder.
+    """
+    if any(k.startswith(("decoder_layer.", "model.decoder_layer.")) for k in state):
+        return "maskdit", "MaskDiT decoder weights 'decoder_layer.*'"
+    if not isinstance(obj, dict):
+        return None
+    for entry in ("ema_state_dict", "model_state_dict", "optimizer_state_dict"):
+        if entry in obj:
+            return "tread", f"entry '{entry}'"
+    for entry in ("ema", "opt"):
+        if entry in obj:
+            if any(k.startswith("model.") for k in state):
+                return "maskdit", f"entry '{entry}' holding an EDMPrecond network 'model.*'"
+            return "sit", f"entry '{entry}'"
+    return None
 
 
 def _tensors(obj, src: Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise SgbenchError(f"{src}: expected a state dict (names -> tensors) or a training checkpoint holding one")
     return {k: v.float() if v.is_floating_point() else v for k, v in obj.items()}
+
+
+# The keys every DiT-style network has (a trailing '.' means: and everything below it).
+DIT_KEYS = ("x_embedder.proj.", "t_embedder.mlp.", "y_embedder.embedding_table.weight", "pos_embed", "blocks.", "final_layer.")
+
+
+def refuse_unknown(state: dict[str, torch.Tensor], known: tuple[str, ...], what: str) -> None:
+    """Refuse weights the importer would not map: dropping them silently would import another model."""
+    unknown = sorted(k for k in state if not any(k == p or (p.endswith(".") and k.startswith(p)) for p in known))
+    if unknown:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise SgbenchError(
+            f"{what} checkpoint has weights that {what}'s model does not have: {', '.join(unknown[:5])}{more}; "
+            "only the original architecture can be imported (a modified one would lose them)"
+        )
 
 
 def strip_prefix(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:

@@ -19,10 +19,20 @@ from __future__ import annotations
 import torch
 
 from sgbench.errors import SgbenchError
-from sgbench.models.importers.common import check_pos_embed, dit_shape, drop_sigma_channels, map_dit, size_name, strip_prefix
+from sgbench.models.importers.common import (
+    DIT_KEYS,
+    check_pos_embed,
+    dit_shape,
+    drop_sigma_channels,
+    map_dit,
+    refuse_unknown,
+    size_name,
+    strip_prefix,
+)
 from sgbench.models.sit import EDM, Masking, ModelConfig
 
 UNSUPPORTED = ("cls_token", "feat_embedder.weight", "cls_token_embedder.weight", "enc_feat_embedder.weight")
+DECODER_KEYS = ("decoder_blocks.", "decoder_layer.", "decoder_pos_embed", "mask_token")
 
 
 def convert(state: dict, *, num_heads: int | None, decoder_heads: int | None) -> tuple[ModelConfig, dict]:
@@ -34,6 +44,7 @@ def convert(state: dict, *, num_heads: int | None, decoder_heads: int | None) ->
     if "decoder_layer.linear.weight" not in state:
         raise SgbenchError("MaskDiT checkpoint without a decoder (use_decoder=False): only the decoder variant is supported")
     shape = dit_shape(state, num_heads)
+    refuse_unknown(state, DIT_KEYS + DECODER_KEYS, "MaskDiT")
     D, grid = shape["hidden_size"], shape["input_size"] // shape["patch_size"]
     width = state["decoder_layer.linear.weight"].shape[0]
     check_pos_embed(state["pos_embed"], D, grid, "pos_embed")
