@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from typer.testing import CliRunner
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, RELATIONS, TASKS, describe, training_scene
@@ -29,6 +31,19 @@ from sgbench.geneval.rules import (
     MAX_OBJECTS, correct_by_task, image_result, judge, keep_detections, relative_position, summarize,
 )
 from sgbench.geneval.train_classifier import FIT_PER_CLASS, SOURCES, fit_temperature, train_members
+from sgbench.cli import app
+from test_cli import one_line_error
+
+runner = CliRunner()
+
+
+def read_only_folder(path: Path) -> Path:
+    """A folder no one may write into; skips where this process writes regardless (root, CAP_DAC_OVERRIDE)."""
+    path.mkdir()
+    path.chmod(0o555)
+    if os.access(path, os.W_OK):
+        pytest.skip("this process may write into read-only folders (root)")
+    return path
 
 
 def det(name, score=0.99, box=(0, 0, 10, 10), color="red") -> Detection:
@@ -89,6 +104,17 @@ def test_held_out_prompts_are_the_shipped_strings_and_training_never_says_them()
     held_out = held_out_prompts()
     assert held_out == {p["prompt"] for p in load_prompts()} and len(held_out) == 424
     assert not any(training_scene(0, i, held_out=held_out).caption in held_out for i in range(300))
+
+
+def test_geneval_prompts_into_a_read_only_folder_names_the_path(tmp_path):
+    out = read_only_folder(tmp_path / "ro") / "prompts.jsonl"
+    one_line_error(runner.invoke(app, ["geneval", "prompts", "-o", str(out)]), f"Cannot write {out}: Permission denied")
+    assert list((tmp_path / "ro").iterdir()) == []
+
+
+def test_geneval_prompts_refuses_a_negative_seed():
+    one_line_error(runner.invoke(app, ["geneval", "prompts", "-o", "unused.jsonl", "--seed", "-1"]),
+                   "Expected --seed >= 0 but got -1")
 
 
 def test_load_prompts_refuses_bad_files(tmp_path):
@@ -349,6 +375,12 @@ def test_ground_truth_scores_high_and_shuffled_prompts_low():
 # The real GenEval's files
 
 
+def test_geneval_validate_refuses_no_images_and_negative_seeds_before_judging():
+    one_line_error(runner.invoke(app, ["geneval", "validate", "--images-per-prompt", "0"]),
+                   "Expected --images-per-prompt >= 1 but got 0")
+    one_line_error(runner.invoke(app, ["geneval", "validate", "--seed", "-1"]), "Expected --seed >= 0 but got -1")
+
+
 def _geneval_walk(imagedir: Path):
     """evaluation/evaluate_images.py main(): which (image, metadata) pairs the real evaluator would judge."""
     pairs = []
@@ -377,7 +409,7 @@ def test_export_writes_genevals_layout(tmp_path):
     for i, (path, metadata) in enumerate(pairs):
         assert metadata == prompts[i // 4]
         assert np.array_equal(np.asarray(Image.open(path).convert("RGB")), images[i])
-    with pytest.raises(SgbenchError, match="is not empty"):
+    with pytest.raises(SgbenchError, match="is a folder that is not empty"):
         export_geneval_layout(images, prompts, out)
     with pytest.raises(SgbenchError, match="same number of images for every prompt"):
         export_geneval_layout(images[:5], prompts, tmp_path / "other")
@@ -416,4 +448,10 @@ def test_ingest_refuses_what_is_not_a_results_file(tmp_path):
         ingest_geneval_results(bad)
     bad.write_text("")
     with pytest.raises(SgbenchError, match="it is empty"):
+        ingest_geneval_results(bad)
+    bad.write_text('{"filename": "out/00000/samples/0000.png", "tag": "toasters", "correct": true}\n')
+    with pytest.raises(SgbenchError, match="Expected one of GenEval's tags .* on line 1 of .* but got 'toasters'"):
+        ingest_geneval_results(bad)
+    bad.write_bytes(b'{"tag": "colors", "correct": true, "prompt": "\xe9"}\n')
+    with pytest.raises(SgbenchError, match="is not UTF-8 text \\(byte 0xe9 at offset 46\\)"):
         ingest_geneval_results(bad)

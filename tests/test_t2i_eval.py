@@ -19,6 +19,8 @@ from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import save_model
 from sgbench.models.sit import TextConfig
 from sgbench.rundir import RunDir
+from test_cli import one_line_error
+from test_geneval import read_only_folder
 
 runner = CliRunner()
 TEXT = TextConfig("embedded", width=16, heads=2, max_length=16, vocabulary=tuple(caption_vocabulary()))
@@ -40,6 +42,20 @@ def sampled(tmp_path_factory) -> tuple[Path, Path, Path]:
                                  "--images-per-prompt", "2", "--steps", "2", "-g", "cfg", "--scale", "2", "-o", str(run)])
     assert result.exit_code == 0, result.output
     return root, prompts, run
+
+
+def genevals_results(prompts: Path, correct=lambda i: True) -> list[dict]:
+    """The real GenEval's results for the sampled run's exported images, as evaluate_images.py writes
+    them: one per image OUT/<prompt index>/samples/<k>.png, judged against that prompt's metadata."""
+    records = [json.loads(line) for line in prompts.read_text().splitlines()]
+    return [{"filename": f"geneval_out/{p:05d}/samples/{k:04d}.png", "tag": r["tag"], "prompt": r["prompt"],
+             "correct": correct(2 * p + k), "reason": "", "metadata": json.dumps(r), "details": "{}"}
+            for p, r in enumerate(records) for k in range(2)]
+
+
+def write_results(path: Path, results: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in results))
+    return path
 
 
 def test_eval_geneval_writes_results_and_task_scores_with_intervals(sampled):
@@ -67,16 +83,98 @@ def test_export_and_ingest_the_real_genevals_files(sampled, tmp_path):
     r = runner.invoke(app, ["export", "geneval", str(run), str(tmp_path / "other"), "--metadata", str(PROMPTS_FILE)])
     assert r.exit_code == 2 and "was sampled from other prompts than" in r.output
 
-    # a hand-made results file: the first 16 images correct, the rest not
+    # a hand-made results file: the first 16 images correct, the rest not; in another order than the
+    # images', as the evaluator lists folders in os.listdir order
     tags = [json.loads(line)["tag"] for line in prompts.read_text().splitlines() for _ in range(2)]
-    made = tmp_path / "results.jsonl"
-    made.write_text("".join(json.dumps({"filename": f"{i}.png", "tag": t, "correct": i < 16, "prompt": "x"}) + "\n"
-                            for i, t in enumerate(tags)))
-    assert runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)]).exit_code == 0
+    made = write_results(tmp_path / "results.jsonl", genevals_results(prompts, correct=lambda i: i < 16)[::-1])
+    r = runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)])
+    assert r.exit_code == 0, r.output
     real = {r.metric: r.value for r in RunDir(run).metrics() if r.extractor == "geneval"}
     expected = {t: np.mean([i < 16 for i, tag in enumerate(tags) if tag == t]) for t in TASKS}
     assert real["geneval"] == pytest.approx(np.mean(list(expected.values())))  # GenEval's summary: mean of the tasks
     assert all(real[f"geneval/{t}"] == pytest.approx(v) for t, v in expected.items())
+
+
+def test_negative_bootstrap_is_refused_before_scoring(sampled, tmp_path):
+    _, prompts, run = sampled
+    one_line_error(runner.invoke(app, ["eval", "geneval", str(run), "--bootstrap", "-5"]),
+                   "Expected --bootstrap >= 0 (0: no intervals) but got -5")
+    made = write_results(tmp_path / "results.jsonl", genevals_results(prompts))
+    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run), "--bootstrap", "-2"]),
+                   "Expected --bootstrap >= 0 (0: no intervals) but got -2")
+
+
+def test_ingest_refuses_a_results_file_that_is_not_utf8(sampled, tmp_path):
+    _, prompts, run = sampled
+    made = tmp_path / "results.jsonl"
+    made.write_bytes(b"\xff\xfe" + write_results(tmp_path / "ok.jsonl", genevals_results(prompts)).read_bytes())
+    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)]),
+                   f"{made} is not UTF-8 text (byte 0xff at offset 0)", "GenEval's results.jsonl")
+
+
+def test_export_geneval_into_a_file_or_an_unwritable_place_says_so(sampled, tmp_path):
+    _, _, run = sampled
+    (tmp_path / "empty").write_bytes(b"")
+    one_line_error(runner.invoke(app, ["export", "geneval", str(run), str(tmp_path / "empty")]),
+                   f"Expected a new or empty folder for the GenEval layout but {tmp_path / 'empty'} is a file")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    one_line_error(runner.invoke(app, ["export", "geneval", str(run), str(tmp_path / "full")]),
+                   f"but {tmp_path / 'full'} is a folder that is not empty")
+    unwritable = tmp_path / "empty" / "out"  # under a file: no one (not even root) can create it
+    one_line_error(runner.invoke(app, ["export", "geneval", str(run), str(unwritable)]),
+                   f"Cannot write the GenEval layout into {unwritable}: Not a directory")
+
+
+def test_export_geneval_into_a_read_only_folder_names_the_path(sampled, tmp_path):
+    _, _, run = sampled
+    out = read_only_folder(tmp_path / "ro") / "layout"
+    one_line_error(runner.invoke(app, ["export", "geneval", str(run), str(out)]),
+                   f"Cannot write the GenEval layout into {out}: Permission denied")
+
+
+def _other_prompt(results):
+    toaster = {"tag": "single_object", "include": [{"class": "toaster", "count": 1}], "prompt": "a photo of a toaster"}
+    return [{**r, "tag": toaster["tag"], "prompt": toaster["prompt"], "metadata": json.dumps(toaster)} for r in results]
+
+
+RESULTS_NOT_OF_THE_RUN = {  # how results can fail to be the run's -> what the one line says
+    "unknown tags": (lambda rs: [{**r, "tag": "toasters"} for r in rs],
+                     "Expected one of GenEval's tags (single_object, two_object, counting, colors, position, color_attr) "
+                     "on line 1 of {made} but got 'toasters'"),
+    "a prompt folder the run does not have": (
+        lambda rs: rs[:-1] + [{**rs[-1], "filename": "geneval_out/00012/samples/0001.png"}],
+        "but line 24 of {made} (geneval_out/00012/samples/0001.png) names image 1 of prompt 12, which it does not have"),
+    "a sample the run does not have": (
+        lambda rs: rs[:-1] + [{**rs[-1], "filename": "geneval_out/00011/samples/0002.png"}],
+        "(prompt folders 00000 to 00011, samples 0 to 1) but line 24 of {made} (geneval_out/00011/samples/0002.png) names "
+        "image 2 of prompt 11"),
+    "not GenEval's file names": (lambda rs: [{**r, "filename": f"{i}.png"} for i, r in enumerate(rs)],
+                                 "Expected a 'filename' OUT/<prompt index>/samples/<n>.png (GenEval's layout) on line 1 of "
+                                 "{made} but got '0.png'"),
+    "other prompts": (_other_prompt, "Expected line 1 of {made} (geneval_out/00000/samples/0000.png) to be judged against "
+                                     "prompt 0 of {run}, '{prompt0}' (single_object), but it was against 'a photo of a "
+                                     "toaster' (single_object)"),
+    "other metadata": (lambda rs: [{**rs[0], "metadata": json.dumps({**json.loads(rs[0]["metadata"]), "include": []})}, *rs[1:]],
+                       "Expected the 'metadata' of line 1 of {made} (geneval_out/00000/samples/0000.png) to be prompt 0 of {run}"),
+    "a duplicate": (lambda rs: [rs[0], rs[0], *rs[2:]],
+                    "Expected each image of {run} once but line 2 of {made} (geneval_out/00000/samples/0000.png) is image 0 "
+                    "of prompt 0 again (first on line 1)"),
+    "incomplete": (lambda rs: rs[:-1], "Expected a result for each of the 24 images of {run} but {made} has none for 1 of "
+                                       "them (first: image 1 of prompt 11, 00011/samples/0001.png)"),
+}
+
+
+@pytest.mark.parametrize("case", RESULTS_NOT_OF_THE_RUN)
+def test_ingest_takes_only_results_of_every_image_of_the_run_against_its_own_prompt(sampled, tmp_path, case):
+    _, prompts, run = sampled
+    change, message = RESULTS_NOT_OF_THE_RUN[case]
+    made = write_results(tmp_path / "results.jsonl", change(genevals_results(prompts)))
+    before = (run / "metrics.json").read_bytes() if (run / "metrics.json").exists() else None
+    prompt0 = json.loads(prompts.read_text().splitlines()[0])["prompt"]
+    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)]),
+                   message.format(made=made, run=run, prompt0=prompt0))
+    assert ((run / "metrics.json").read_bytes() if (run / "metrics.json").exists() else None) == before  # nothing written
 
 
 def test_geneval_refuses_class_runs_and_changed_prompts(sampled, tmp_path):

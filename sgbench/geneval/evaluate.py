@@ -79,6 +79,10 @@ def validate_geneval(
     Returns {"ground_truth": report, "shuffled": report}; a sound evaluator gives ground truth near 1
     on every task and shuffled prompts far less.
     """
+    if images_per_prompt < 1:
+        raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {images_per_prompt}")
+    if seed < 0:
+        raise SgbenchError(f"Expected --seed >= 0 but got {seed}")
     classifier = classifier or load_object_classifier()
     images, metadata = render_ground_truth(
         load_prompts(), images_per_prompt=images_per_prompt, seed=seed, canvas=canvas, sprite=sprite, split=split

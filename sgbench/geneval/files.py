@@ -14,22 +14,26 @@ scores it with summary_scores.py's rule.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from sgbench.data.scenes import TASKS
 from sgbench.errors import SgbenchError
+from sgbench.files import atomic_write_bytes, atomic_write_text
 from sgbench.geneval.rules import GenevalReport, summarize
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+def check_layout_dir(out: Path) -> None:
+    """GenEval's layout goes into a new or empty folder (the evaluator reads every numbered subfolder)."""
+    if out.exists() and not out.is_dir():
+        raise SgbenchError(f"Expected a new or empty folder for the GenEval layout but {out} is a file")
+    if out.is_dir() and any(out.iterdir()):
+        raise SgbenchError(f"Expected a new or empty folder for the GenEval layout but {out} is a folder that is not empty")
 
 
 def export_geneval_layout(
@@ -47,35 +51,49 @@ def export_geneval_layout(
             f"for {len(prompt_metadata)} prompts"
         )
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise SgbenchError(f"Expected a new or empty directory for the GenEval layout but {out} is not empty")
+    check_layout_dir(out)
     per_prompt = len(images) // len(prompt_metadata)
-    for p, entry in enumerate(prompt_metadata):
-        samples = out / f"{p:05d}" / "samples"
-        samples.mkdir(parents=True)
-        # json.dump without a newline, as diffusers_generate.py writes it; the evaluator json.load()s it
-        _write_atomic(samples.parent / "metadata.jsonl", lambda tmp: tmp.write_text(json.dumps(entry)))
-        for k in range(per_prompt):
-            image = Image.fromarray(images[p * per_prompt + k])
-            _write_atomic(samples / f"{k:04d}.png", lambda tmp: image.save(tmp, format="PNG"))
+    try:
+        for p, entry in enumerate(prompt_metadata):
+            samples = out / f"{p:05d}" / "samples"
+            samples.mkdir(parents=True)
+            # json.dump without a newline, as diffusers_generate.py writes it; the evaluator json.load()s it
+            atomic_write_text(samples.parent / "metadata.jsonl", json.dumps(entry))
+            for k in range(per_prompt):
+                png = io.BytesIO()
+                Image.fromarray(images[p * per_prompt + k]).save(png, format="PNG")
+                atomic_write_bytes(samples / f"{k:04d}.png", png.getvalue())
+    except OSError as e:
+        raise SgbenchError(f"Cannot write the GenEval layout into {out}: {e.strerror or e}") from None
     return out
 
 
 def write_results_jsonl(results: Sequence[dict], path: str | Path) -> Path:
     """GenEval's results.jsonl: a JSON object per image (filename, tag, prompt, correct, reason, metadata, details)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in results)))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in results))
+    except OSError as e:
+        raise SgbenchError(f"Cannot write {path}: {e.strerror or e}") from None
     return path
 
 
-def ingest_geneval_results(results_jsonl: str | Path) -> GenevalReport:
-    """Read a results.jsonl (from GenEval's evaluate_images.py or write_results_jsonl) and score it."""
+def read_geneval_results(results_jsonl: str | Path) -> list[tuple[int, dict]]:
+    """(line number, result) of every result in a results.jsonl, each checked to be a JSON object with
+    one of GenEval's six tags and a boolean `correct`; blank lines are skipped."""
     path = Path(results_jsonl)
     if not path.is_file():
         raise SgbenchError(f"Expected GenEval's results.jsonl at {path} but there is no such file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SgbenchError(f"{path} is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): expected "
+                           "GenEval's results.jsonl, one JSON object per line") from None
+    except OSError as e:
+        raise SgbenchError(f"Cannot read {path}: {e.strerror or e}") from None
     results = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -88,7 +106,15 @@ def ingest_geneval_results(results_jsonl: str | Path) -> GenevalReport:
             raise SgbenchError(
                 f"Expected a GenEval result with a string 'tag' and a boolean 'correct' on line {number} of {path}"
             )
-        results.append(result)
+        if result["tag"] not in TASKS:
+            raise SgbenchError(f"Expected one of GenEval's tags ({', '.join(TASKS)}) on line {number} of {path} "
+                               f"but got {result['tag']!r}")
+        results.append((number, result))
     if not results:
         raise SgbenchError(f"Expected at least one result in {path} but it is empty")
-    return summarize(results)
+    return results
+
+
+def ingest_geneval_results(results_jsonl: str | Path) -> GenevalReport:
+    """Read a results.jsonl (from GenEval's evaluate_images.py or write_results_jsonl) and score it."""
+    return summarize([result for _, result in read_geneval_results(results_jsonl)])

@@ -18,7 +18,6 @@ in training: `training_scene(..., held_out=held_out_prompts())`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy as np
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, MAX_COUNT, MIN_COUNT, RELATIONS, TASKS, describe
 from sgbench.errors import SgbenchError
+from sgbench.files import atomic_write_text
 
 PROMPTS_FILE = Path(__file__).resolve().parents[1] / "data" / "geneval_animal" / "evaluation_metadata.jsonl"
 DEFAULT_SEED = 43  # create_prompts.py's default seed
@@ -94,12 +94,15 @@ def generate_prompts(seed: int = DEFAULT_SEED) -> list[dict]:
 
 def write_prompts(path: str | Path, seed: int = DEFAULT_SEED) -> list[dict]:
     """Write generate_prompts(seed) as GenEval's evaluation_metadata.jsonl (atomically); returns the prompts."""
+    if seed < 0:
+        raise SgbenchError(f"Expected --seed >= 0 but got {seed}")
     prompts = generate_prompts(seed)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(p) + "\n" for p in prompts))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(json.dumps(p) + "\n" for p in prompts))
+    except OSError as e:
+        raise SgbenchError(f"Cannot write {path}: {e.strerror or e}") from None
     return prompts
 
 
