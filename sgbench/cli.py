@@ -442,7 +442,7 @@ def guidance_list() -> None:
 )
 @with_guidance_options
 def flops(
-    model: Model = "SiT-XL/2",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model preset (default SiT-XL/2)")] = None,
     route: Routes = None,
     masking: Annotated[Optional[float], typer.Option(help="Masking model (MaskDiT decoder) with this training rate")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", "-c", help="Cost this checkpoint's architecture (text models included) instead of --model")] = None,
@@ -463,7 +463,7 @@ def flops(
     """
     import json
 
-    from sgbench.flops import CONVENTIONS, cost_report
+    from sgbench.flops import CONVENTIONS, check_costable, cost_report
     from sgbench.models.sit import preset
     from sgbench.results.render import flops_table
     from sgbench.sampling import eval_times
@@ -474,11 +474,17 @@ def flops(
     if checkpoint is not None:
         from sgbench.models.checkpoint import read_config
 
+        ignored = [name for name, given in (("--model", model is not None), ("--route", bool(route)), ("--masking", masking is not None)) if given]
+        if ignored:
+            raise SgbenchError(f"--checkpoint costs {checkpoint}'s own architecture, so {' and '.join(ignored)} would be ignored: "
+                               f"drop {' and '.join(ignored)}, or drop --checkpoint to cost a preset")
         main_config = read_config(checkpoint)
     else:
-        main_config = _model_config(model, route, masking)
+        main_config = _model_config(model or "SiT-XL/2", route, masking)
     guide_config = preset(guide_model) if guide_model else None
-    methods = _method_specs(guidance or ["unguided", "cfg", "sg"], guidance_params or {})
+    default = ["unguided", "cfg"] + (["sg"] if main_config.sparsity_kind != "dense" else [])  # sg needs a sparse backbone
+    methods = _method_specs(guidance or default, guidance_params or {})
+    check_costable(methods, main_config, times, guide_config)
     reports = [cost_report(m, main_config, times, guide_config) for m in methods]
     if as_json:
         typer.echo(json.dumps(reports, indent=2))
@@ -515,8 +521,6 @@ def speed(
     from sgbench.guidance import REGISTRY
     from sgbench.results.render import speed_table
 
-    if batch_size < 1 or repeats < 1:
-        raise SgbenchError(f"Expected --batch-size >= 1 and --repeats >= 1 but got {batch_size} and {repeats}")
     parse_device(device)
     config = _model_config(model, [route], None)
     methods = _method_specs(guidance or list(REGISTRY), {})
@@ -560,13 +564,16 @@ def eval_fid(
     KID, and class accuracy (animal), each with a 95% bootstrap interval.
 
     Streams the samples in batches; a run directory gets **metrics.json** (each metric with its
-    extractor, weights sha256, reference, sample count and the sha256 of the samples it scored).
+    extractor, weights sha256, reference, sample count and the sha256 of the samples it scored); a
+    rerun on the same samples with the same extractor, reference and options reuses it.
     """
     from sgbench.metrics import evaluate
     from sgbench.results.render import metrics_table
 
     result = evaluate(samples, ref, extractor, weights=weights, kid=kid, batch_size=batch_size, bootstrap_replicates=bootstrap)
     typer.echo(metrics_table(result), nl=False)
+    if result["reused"]:
+        typer.echo(f"Not recomputed: {samples}/metrics.json holds these metrics of these samples (same extractor, reference, options)", err=True)
 
 
 @eval_app.command(

@@ -30,10 +30,11 @@ what any layer we know of accounts for (the paper's counter is not published).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Sequence
 
 from sgbench.errors import SgbenchError
-from sgbench.guidance.base import Branch, GuidanceMethod, plan
+from sgbench.guidance.base import REGISTRY, Branch, GuidanceMethod, Models, check_sparse_backbone, plan
 from sgbench.models.sit import ModelConfig, num_kept
 from sgbench.text.encoder import TextConfig
 
@@ -177,6 +178,23 @@ def step_ops(
 def euler_times(steps: int) -> list[float]:
     """Where an Euler sampler from t = 0 to 1 with `steps` steps evaluates the model."""
     return [i / steps for i in range(steps)]
+
+
+def check_costable(
+    methods: Sequence[GuidanceMethod], main_config: ModelConfig, eval_times: Sequence[float], guide_config: ModelConfig | None = None
+) -> None:
+    """Refuse what `sgbench sample` refuses, so that `flops` never prices a run that cannot happen: a guide
+    model for methods that run none, and a token-dropping branch on a model with no routes and no masking
+    (the very check sampling runs, guidance.base.check_sparse_backbone)."""
+    if guide_config is not None and not any(m.needs_guide for m in methods):
+        guided = [name for name, cls in REGISTRY.items() if cls.needs_guide]
+        raise SgbenchError(f"--guide-model is a preset for {' and '.join(guided)}; "
+                           f"{', '.join(m.name for m in methods)} run{'s' if len(methods) == 1 else ''} no guide model: drop --guide-model")
+    for m in methods:
+        guide = (guide_config or main_config) if m.needs_guide else None  # no guide config: the main model's architecture
+        # check_sparse_backbone reads only model.config; flops has configs, not weights
+        models = Models(main=SimpleNamespace(config=main_config), guide=SimpleNamespace(config=guide) if guide else None)
+        check_sparse_backbone(m, models, eval_times)
 
 
 def cost_report(

@@ -117,6 +117,7 @@ class MetricRecord:
     num_reference: int | None = None
     resolution: int | None = None
     created: str = ""
+    options: dict | None = None        # what else fixed the value (eval fid: bootstrap replicates, the reference's build)
 
     @property
     def key(self) -> tuple[str, str, str]:

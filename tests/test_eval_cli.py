@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -48,6 +49,59 @@ def test_cli_refuses_bad_npz_with_one_line(ref_dir, tmp_path):
     result = runner.invoke(app, ["eval", "fid", str(tmp_path / "s.npz"), "--ref", "x"])
     assert result.exit_code == 2
     assert result.output.startswith("Error: Expected 'arr_0' in") and result.output.count("\n") == 1
+
+
+def test_stats_build_and_import_refuse_a_batch_size_below_one_before_writing(ref_dir, tmp_path):
+    from test_cli import one_line_error
+
+    images, _ = load_animal_mnist("test")
+    write_samples(tmp_path / "ref.npz", images[:20])
+    one_line_error(runner.invoke(app, ["stats", "build", "small", "--from", str(tmp_path / "ref.npz"), "-b", "0"]),
+                   "Expected --batch-size >= 1 but got 0")
+    one_line_error(runner.invoke(app, ["stats", "import-adm", str(tmp_path / "ref.npz"), "-b", "-3"]),
+                   "Expected --batch-size >= 1 but got -3")
+    assert not ref_dir.exists()
+
+
+def test_eval_fid_refuses_labels_that_are_not_integers_naming_the_sample_layout(tmp_path):
+    from test_cli import one_line_error
+
+    images, labels = load_animal_mnist("test")
+    np.savez(tmp_path / "s.npz", arr_0=images[:20], labels=labels[:20].astype(np.float32) + 0.5)
+    one_line_error(runner.invoke(app, ["eval", "fid", str(tmp_path / "s.npz"), "--ref", "animal-all"]),
+                   f"Expected 'labels' in {tmp_path / 's.npz'} as integer class indices of shape (N,) (the ADM sample layout: "
+                   "arr_0 uint8 NHWC, labels int) but got a float32 array of shape (20,)")
+
+
+def test_rerunning_a_finished_eval_fid_reuses_its_metrics_without_recomputing(ref_dir, tmp_path, monkeypatch):
+    evaluate_module = importlib.import_module("sgbench.metrics.evaluate")  # the package's `evaluate` is the function
+
+    images, labels = load_animal_mnist("test")
+    write_samples(tmp_path / "ref.npz", images[:200])
+    assert runner.invoke(app, ["stats", "build", "small", "--from", str(tmp_path / "ref.npz")]).exit_code == 0
+    run = tmp_path / "run"
+    run.mkdir()
+    write_samples(run / "samples.npz", images[200:400], labels[200:400])
+    args = ["eval", "fid", str(run), "--ref", "small", "--bootstrap", "20"]
+    first = runner.invoke(app, [*args, "--kid"])
+    assert first.exit_code == 0, first.output
+    metrics_file = run / "metrics.json"
+    stored, mtime = metrics_file.read_bytes(), metrics_file.stat().st_mtime_ns
+
+    passes = []  # every feature pass over the samples
+    real = evaluate_module.stream_features
+    monkeypatch.setattr(evaluate_module, "stream_features", lambda *a, **k: passes.append(1) or real(*a, **k))
+    again = runner.invoke(app, [*args, "--kid", "-b", "7"])  # the batch size does not change the metrics
+    assert again.exit_code == 0, again.output
+    assert passes == [] and again.stdout == first.stdout and "Not recomputed" in again.stderr
+    assert metrics_file.read_bytes() == stored and metrics_file.stat().st_mtime_ns == mtime
+    fewer = runner.invoke(app, args)  # without --kid: every metric asked for is stored
+    assert passes == [] and fewer.exit_code == 0 and "KID" not in fewer.stdout and "class accuracy" in fewer.stdout
+
+    other = runner.invoke(app, ["eval", "fid", str(run), "--ref", "small", "--bootstrap", "10"])  # other options: computed
+    assert other.exit_code == 0 and passes == [1] and "(10 replicates)" in other.stdout and "Not recomputed" not in other.output
+    write_samples(run / "samples.npz", images[400:600], labels[400:600])  # other samples: computed
+    assert runner.invoke(app, ["eval", "fid", str(run), "--ref", "small", "--bootstrap", "10"]).exit_code == 0 and passes == [1, 1]
 
 
 def test_cli_help_has_examples():

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from sgbench.cli import app
 from sgbench.flops import CONVENTIONS, cost_report, euler_times, forward_gflops, forward_ops, prefix_ops, step_ops, suffix_ops
 from sgbench.guidance import REGISTRY, Models, build_guidance
+from sgbench.models.checkpoint import save_model
 from sgbench.models.sit import EDM, Masking, Route, SiT, preset
 
 SIT_XL = preset("SiT-XL/2", routes=(Route(2, 24, 0.5),))
@@ -203,6 +204,48 @@ def test_cli_flops_json_and_errors():
     assert result.exit_code == 2 and "Guidance 'cfg' does not take --gs" in result.output
     result = runner.invoke(app, ["flops", "-g", "sg:gs=0.2", "--gs", "0.3"])
     assert result.exit_code == 2 and "Expected gs once" in result.output
+
+
+def test_flops_refuses_a_guide_model_for_methods_that_run_none():
+    from test_cli import one_line_error
+
+    runner = CliRunner()
+    one_line_error(runner.invoke(app, ["flops", "--route", "2:24", "-g", "cfg", "--guide-model", "SiT-B/2"]),
+                   "--guide-model is a preset for ag and ag+sg; cfg runs no guide model: drop --guide-model")
+    one_line_error(runner.invoke(app, ["flops", "--route", "2:24", "-g", "cfg", "-g", "sg", "--guide-model", "SiT-B/2"]),
+                   "cfg, sg run no guide model: drop --guide-model")
+    result = runner.invoke(app, ["flops", "--route", "2:24", "-g", "cfg", "-g", "ag", "--guide-model", "SiT-B/2", "--json"])
+    assert result.exit_code == 0, result.output  # the guide model prices ag's guide branch
+    assert [r["guide_model"] for r in json.loads(result.stdout)] == [None, "SiT-B/2"]
+
+
+def test_flops_refuses_a_checkpoint_together_with_preset_options(tmp_path):
+    from test_cli import one_line_error
+
+    runner = CliRunner()
+    ckpt = tmp_path / "tiny.safetensors"
+    save_model(SiT(preset("Tiny-test", routes=(Route(1, 2, 0.5),))), ckpt)
+    one_line_error(runner.invoke(app, ["flops", "-c", str(ckpt), "--model", "SiT-XL/2"]),
+                   f"--checkpoint costs {ckpt}'s own architecture, so --model would be ignored: drop --model, or drop --checkpoint")
+    one_line_error(runner.invoke(app, ["flops", "-c", str(ckpt), "--route", "2:24", "--masking", "0.5"]),
+                   "so --route and --masking would be ignored: drop --route and --masking")
+    assert runner.invoke(app, ["flops", "-c", str(ckpt)]).exit_code == 0
+
+
+def test_flops_of_a_dense_preset_lists_no_sparse_guidance_by_default():
+    result = CliRunner().invoke(app, ["flops", "--model", "DiT-XL/2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [r["method"] for r in json.loads(result.stdout)] == ["unguided", "cfg"]
+
+
+@pytest.mark.parametrize("option, value", [("--threads", "0"), ("--batch-size", "0"), ("--repeats", "-1")])
+def test_speed_refuses_numbers_below_one_before_building_the_model(option, value, monkeypatch):
+    from test_cli import one_line_error
+
+    import sgbench.benchmarks.speed as speed
+
+    monkeypatch.setattr(speed, "SiT", lambda *a, **k: pytest.fail("the model was built before the options were checked"))
+    one_line_error(CliRunner().invoke(app, ["speed", "-g", "cfg", option, value]), f"Expected {option} >= 1 but got {value}")
 
 
 def test_speed_benchmark_times_every_method_and_forward():

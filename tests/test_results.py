@@ -196,6 +196,20 @@ def test_cli_formats_and_output(runs, tmp_path):
     assert r.exit_code == 2 and "Unknown --format 'xml'" in r.output
 
 
+def test_compare_refuses_a_folder_that_holds_no_run(tmp_path):
+    from test_cli import one_line_error
+
+    (tmp_path / "empty").mkdir()
+    one_line_error(runner.invoke(app, ["compare", str(tmp_path / "empty")]),
+                   f"Expected a run directory or a folder of run directories but {tmp_path / 'empty'} holds no run: "
+                   "a run directory holds sample_config.json, samples.npz and run.json (written by `sgbench sample`)")
+    # a stray samples.npz makes the folder look like a run, so the runs one level down are not searched
+    make_run(tmp_path / "runs", "cfg", method="cfg")
+    atomic_savez(tmp_path / "runs" / "samples.npz", arr_0=np.zeros((2, 8, 8, 1), np.uint8))
+    one_line_error(runner.invoke(app, ["compare", str(tmp_path / "runs")]), "holds no run", f"did you mean {tmp_path / 'runs'}/*?")
+    assert runner.invoke(app, ["compare", str(tmp_path / "runs" / "cfg")]).exit_code == 0
+
+
 def test_gate_passes_unchanged_and_fails_perturbed(runs, tmp_path):
     base = tmp_path / "baseline.json"
     r = runner.invoke(app, ["compare", str(runs), "--save-baseline", str(base), "--tolerance", "fid=0.5"])

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import torch
 
+from sgbench.errors import SgbenchError
 from sgbench.flops import forward_gflops, step_ops
 from sgbench.guidance.base import GuidanceMethod, Models, run_branches
 from sgbench.models.sit import ModelConfig, SiT
@@ -57,6 +58,9 @@ def benchmark(
 
     The guide of ag / ag+sg is the main model itself (same architecture, so the same cost).
     """
+    for option, value in (("--batch-size", batch), ("--repeats", repeats), ("--threads", threads)):
+        if value is not None and value < 1:  # before the model is built; threads None: torch's default
+            raise SgbenchError(f"Expected {option} >= 1 but got {value}")
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)

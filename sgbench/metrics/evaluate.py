@@ -21,9 +21,10 @@ import torch
 
 from sgbench.errors import SgbenchError
 from sgbench.metrics import bootstrap
+from sgbench.metrics.base import RANDOM_INIT_SHA
 from sgbench.metrics.extractor import create_extractor
 from sgbench.metrics.fd import frechet_distance
-from sgbench.metrics.features import stream_features
+from sgbench.metrics.features import check_batch_size, stream_features
 from sgbench.metrics.isc import inception_score
 from sgbench.metrics.npz import open_images, read_labels
 from sgbench.metrics.prc import manifold_membership
@@ -72,6 +73,14 @@ def _check_labels(labels: np.ndarray | None, num_images: int, net, npz: Path) ->
     return labels
 
 
+def _stored_records(run: RunDir, names: list[str], expected: dict) -> dict[str, MetricRecord] | None:
+    """The records of `names` in metrics.json that scored the samples now on disk with every field of
+    `expected` equal (extractor, its weights, reference, options, ...), or None when one is missing."""
+    found = {r.metric: r for r in run.metrics()
+             if r.metric in names and all(getattr(r, k) == v for k, v in expected.items())}
+    return found if len(found) == len(names) else None
+
+
 def evaluate(
     samples: str | Path,                # run directory (with samples.npz) or an ADM npz
     ref: str | Path,                    # reference name (`sgbench stats list`) or a reference npz
@@ -82,13 +91,18 @@ def evaluate(
     batch_size: int | None = None,      # does not change the results
     bootstrap_replicates: int = bootstrap.DEFAULT_REPLICATES,  # 0: no intervals
     write: bool = True,                 # write metrics.json when `samples` is a run directory
+    reuse: bool = True,                 # a run directory's stored metrics of these samples, extractor, reference, options
     random_init: bool = False,          # tests only: an extractor without weights
 ) -> dict:
     """Evaluate samples; returns {'samples', 'num_samples', 'resolution', 'extractor', 'weights_sha256',
-    'reference', 'num_reference', 'metrics': {name: value}, 'ci95': {name: [lo, hi]}} and, for a run
-    directory, stores the metrics in its metrics.json."""
-    if batch_size is not None and batch_size < 1:
-        raise SgbenchError(f"Expected --batch-size >= 1 but got {batch_size}")
+    'reference', 'num_reference', 'metrics': {name: value}, 'ci95': {name: [lo, hi]}, 'reused'} and, for
+    a run directory, stores the metrics in its metrics.json.
+
+    A run directory whose metrics.json already holds every metric this call would compute, scored on the
+    samples now on disk (their sha256) with the same extractor weights, reference build, kid and bootstrap
+    replicates, is not evaluated again: the stored numbers are returned (reused=True) and nothing is written."""
+    if batch_size is not None:
+        check_batch_size(batch_size)
     if bootstrap_replicates < 0:
         raise SgbenchError(f"Expected --bootstrap >= 0 (0: no intervals) but got {bootstrap_replicates}")
     npz, run = resolve_samples(samples)
@@ -97,6 +111,22 @@ def evaluate(
     reference = load_reference(ref)
     reference.check_compatible(net, images.resolution)
     labels = _check_labels(read_labels(npz), images.num_images, net, npz)
+    head = {
+        "samples": str(npz), "num_samples": images.num_images, "resolution": images.resolution, "extractor": extractor,
+        "weights_sha256": net.weights_sha256, "reference": reference.entry.name, "num_reference": reference.entry.num_images,
+    }
+    # what fixes the numbers besides the samples, extractor and reference (batch_size does not change them)
+    options = {"bootstrap_replicates": bootstrap_replicates, "reference_created": reference.entry.created}
+    names = ["fid", *(["sfid"] if net.has_spatial and reference.mu_s is not None else []), "is", "is_std", "precision",
+             "recall", *(["kid", "kid_std"] if kid else []), *(["class_accuracy"] if labels is not None else [])]
+    if run is not None and reuse and net.weights_sha256 != RANDOM_INIT_SHA:  # random weights differ on every call
+        stored = _stored_records(run, names, {"extractor": extractor, "reference": head["reference"], "num_samples": head["num_samples"],
+                                              "weights_sha256": head["weights_sha256"], "num_reference": head["num_reference"],
+                                              "resolution": head["resolution"], "options": options})
+        if stored is not None:
+            return {**head, "metrics": {n: stored[n].value for n in names},
+                    "ci95": {n: stored[n].ci95 for n in names if stored[n].ci95 is not None},
+                    "bootstrap_replicates": bootstrap_replicates, "reused": True}
     result = stream_features(images, net, batch_size=batch_size or DEFAULT_BATCH.get(extractor, 100), keep_logits=True,
                              keep_spatial=bootstrap_replicates > 0, description=f"{extractor} features")
     mu, sigma = result.stats.mu_sigma()
@@ -124,18 +154,15 @@ def evaluate(
         ci95["recall"] = bootstrap.recall_interval(reference.features, result.features, draws)
         if correct is not None:
             ci95["class_accuracy"] = bootstrap.mean_interval(correct, draws)
-    out = {
-        "samples": str(npz), "num_samples": images.num_images, "resolution": images.resolution, "extractor": extractor,
-        "weights_sha256": net.weights_sha256, "reference": reference.entry.name, "num_reference": reference.entry.num_images,
-        "metrics": metrics, "ci95": ci95, "bootstrap_replicates": bootstrap_replicates,
-    }
+    assert list(metrics) == names, (list(metrics), names)  # what a rerun looks up is what was computed
+    out = {**head, "metrics": metrics, "ci95": ci95, "bootstrap_replicates": bootstrap_replicates, "reused": False}
     if run is not None and write:
         created = now()
         sha = run.samples_sha256()
         run.write_metrics([
             MetricRecord(metric=name, value=value, extractor=extractor, reference=out["reference"], num_samples=images.num_images,
                          samples_sha256=sha, ci95=ci95.get(name), weights_sha256=net.weights_sha256,
-                         num_reference=out["num_reference"], resolution=images.resolution, created=created)
+                         num_reference=out["num_reference"], resolution=images.resolution, created=created, options=options)
             for name, value in metrics.items()
         ])
     return out

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from sgbench.errors import SgbenchError
 from sgbench.metrics.base import Extractor, to_rgb_nchw
 from sgbench.metrics.fd import RunningStats
 from sgbench.progress import track
@@ -24,6 +25,12 @@ class FeaturePass:
     features: np.ndarray | None = None          # (len(keep), D) float32, rows in `keep` order
     logits: np.ndarray | None = None            # (N, K) float32, every image, when asked
     spatial_features: np.ndarray | None = None  # (N, S) float32, every image, when asked
+
+
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a batch size below 1 (it would stream nothing, or divide by zero) before any work starts."""
+    if batch_size < 1:
+        raise SgbenchError(f"Expected --batch-size >= 1 but got {batch_size}")
 
 
 def stream_features(

@@ -111,12 +111,19 @@ def open_images(path: str | Path, key: str = SAMPLES_KEY) -> NpzImages:
 
 
 def read_labels(path: str | Path) -> np.ndarray | None:
-    """The `labels` member as int64 (N,), or None when the file has none."""
+    """The `labels` member as int64 (N,), or None when the file has none; refuses labels that are not
+    integers (casting 2.7 to 2 would score samples against classes nobody asked for)."""
     try:
         with np.load(path) as f:
-            return f[LABELS_KEY].astype(np.int64) if LABELS_KEY in f.files else None
+            labels = f[LABELS_KEY] if LABELS_KEY in f.files else None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
         raise SgbenchError(f"{path} is corrupt ({e}); sample it again or copy it again") from None
+    if labels is None:
+        return None
+    if labels.dtype.kind not in "iu" or labels.ndim != 1:
+        raise SgbenchError(f"Expected '{LABELS_KEY}' in {path} as integer class indices of shape (N,) (the ADM sample layout: "
+                           f"arr_0 uint8 NHWC, labels int) but got a {_describe(labels.shape, labels.dtype)}")
+    return labels.astype(np.int64)
 
 
 def write_samples(path: str | Path, images: np.ndarray, labels: np.ndarray | None = None) -> None:

@@ -22,7 +22,7 @@ from sgbench.errors import SgbenchError
 from sgbench.metrics.base import Extractor
 from sgbench.metrics.extractor import create_extractor
 from sgbench.metrics.fd import frechet_distance
-from sgbench.metrics.features import stream_features
+from sgbench.metrics.features import check_batch_size, stream_features
 from sgbench.metrics.npz import open_images
 from sgbench.metrics.sources import open_source
 
@@ -186,6 +186,7 @@ def build_reference(
     force: bool = False,               # rebuild even if an entry with this name exists
 ) -> tuple[ReferenceEntry, bool]:
     """Compute and store reference statistics. Returns (entry, computed); computed=False when cached."""
+    check_batch_size(batch_size)
     root = reference_dir()
     images = open_source(source)
     net = create_extractor(extractor, weights=weights, random_init=random_init)
@@ -228,6 +229,7 @@ def import_adm(
 
     As a check, our Inception's FID between the images and ADM's stored statistics goes in the entry's
     notes: near 0 when the PyTorch port reproduces the TF graph."""
+    check_batch_size(batch_size)
     path = Path(path)
     name = name or path.stem.removesuffix("_labeled")
     root = reference_dir()

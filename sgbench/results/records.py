@@ -258,6 +258,17 @@ def _metric_sets(records) -> Counter:
     return Counter((r.extractor, r.reference) for r in records if r.metric == "fid")
 
 
+def _no_runs_message(paths: list) -> str:
+    """Why nothing given is a run: what a run directory holds, and the folder/* meant where runs sit one level down
+    (a folder that itself looks like a run, e.g. a stray samples.npz, is not searched for runs)."""
+    given = [Path(p) for p in paths]
+    below = [f"{p}/*" for p in given if p.is_dir()
+             and any(c.is_dir() and RunDir(c).state() is not State.EMPTY for c in p.iterdir())]
+    return (f"Expected a run directory or a folder of run directories but {', '.join(map(str, given))} "
+            f"{'holds' if len(given) == 1 else 'hold'} no run: a run directory holds sample_config.json, samples.npz and "
+            "run.json (written by `sgbench sample`)" + (f"; did you mean {' '.join(below)}?" if below else ""))
+
+
 def load_runs(paths: Iterable[str | Path], *, extractor: str | None = None, reference: str | None = None) -> Loaded:
     """Load run directories (or folders of them). Without extractor/reference, the pair that most runs
     were evaluated with is used; runs evaluated only against another are listed as problems."""
@@ -268,6 +279,8 @@ def load_runs(paths: Iterable[str | Path], *, extractor: str | None = None, refe
     if missing:
         raise SgbenchError(f"Expected run directories (or folders of them) but {', '.join(missing)} does not exist")
     runs = expand(paths)
+    if not any(run.path.is_dir() and run.state() is not State.EMPTY for run in runs):
+        raise SgbenchError(_no_runs_message(paths))
     if extractor is None or reference is None:
         seen: Counter = Counter()
         for run in runs:
