@@ -112,11 +112,13 @@ class BenchRecipe:
 
 
 def recipe_path(name_or_path: str | Path | None) -> Path:
-    """A bench recipe's file: a path, or a shipped recipe's name (`animal`, `t2i`: recipes/bench/NAME.yaml)."""
+    """A bench recipe's file: a path, or a shipped recipe's name (`animal`, `t2i`: recipes/bench/NAME.yaml).
+    Only an existing file shadows a shipped name: a folder `t2i` in the working directory (a bench's
+    output, say) does not."""
     if name_or_path is None:
         return Path(DEFAULT_RECIPE)
     p = Path(name_or_path)
-    if p.suffix or len(p.parts) > 1 or p.exists():
+    if p.suffix or len(p.parts) > 1 or p.is_file():
         return p
     shipped = resources.recipes_dir() / "bench" / f"{p}.yaml"
     if not shipped.is_file():
@@ -272,10 +274,16 @@ def plan(recipe: BenchRecipe, *, quick: bool = False, full: bool = False, out: s
     return runs
 
 
-def baseline_of(recipe: BenchRecipe, *, quick: bool, full: bool = False) -> Path | None:
-    """The baseline the recipe gates this mode against, resolved, or None."""
+def baseline_of(recipe: BenchRecipe, *, quick: bool, full: bool = False, given: str | Path | None = None) -> Path | None:
+    """The baseline this mode is gated against (`given`, i.e. --baseline, else the recipe's), or None.
+    It is read here, so a missing or broken baseline fails before any sampling, not after it."""
+    from sgbench.results import read_baseline
+
     path = recipe.quick.baseline if quick else None if full else recipe.baseline
-    return resources.resolve(path) if path else None
+    path = Path(given) if given is not None else resources.resolve(path) if path else None
+    if path is not None:
+        read_baseline(path)
+    return path
 
 
 def run_bench(recipe: BenchRecipe, *, quick: bool = False, full: bool = False, out: str | None = None,

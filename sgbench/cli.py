@@ -390,7 +390,7 @@ def sample(
     seed: Annotated[int, typer.Option("--seed", help="Run seed: sample i depends only on (seed, i)")] = 0,
     labels: Annotated[str, typer.Option("--labels", help="balanced (i mod K) or random")] = "balanced",
     prompts: Annotated[Optional[Path], typer.Option("--prompts", help="Text models: GenEval's evaluation_metadata.jsonl (a JSON object with `prompt` per line) or one prompt per line")] = None,
-    images_per_prompt: Annotated[int, typer.Option("--images-per-prompt", help="Text models: images of each prompt (GenEval uses 4); sample i shows prompt i // K")] = 1,
+    images_per_prompt: Annotated[Optional[int], typer.Option("--images-per-prompt", help="Text models: images of each prompt (default 1; GenEval uses 4); sample i shows prompt i // K")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run directory (default: runs/sample/GUIDANCE-seedSEED)")] = None,
     device: Device = "cpu",
     vae: Vae = None,
@@ -400,6 +400,10 @@ def sample(
     """Generate samples with any registered guidance into a run directory (samples.npz, grid.png, run.json)."""
     from sgbench.sampling import SampleConfig, read_prompt_texts, sample_run
 
+    if images_per_prompt is not None and prompts is None:
+        raise SgbenchError("Expected --images-per-prompt only with --prompts FILE (text models); without prompts there is "
+                           "nothing to repeat: drop --images-per-prompt")
+    images_per_prompt = 1 if images_per_prompt is None else images_per_prompt
     if num is None:
         num = len(read_prompt_texts(prompts)) * images_per_prompt if prompts else 64
     config = SampleConfig(
@@ -826,9 +830,9 @@ def bench(
 
     results.check_format(fmt)
     r = load_bench_recipe(recipe)
+    gate = baseline_of(r, quick=quick, full=full, given=baseline)  # read now: a bad baseline fails before sampling
     board = run_bench(r, quick=quick, full=full, out=str(out) if out else None, log=lambda m: typer.echo(m, err=True))
     typer.echo(results.render(board, fmt), nl=False)
-    gate = baseline or baseline_of(r, quick=quick, full=full)
     if gate is not None:
         _gate(board, gate)
 
@@ -964,17 +968,18 @@ def sweep(
     except ValueError:
         raise SgbenchError(f"Expected --sparsity as G1,G2,... (e.g. 0,0.25,0.5) but got '{sparsity}'") from None
     log = SweepLog()
+    figures = figures or out / "figures"
     dirs = run_sweep(
         checkpoint, out, ref=ref, extractor=extractor, method=guidance, grid=parse_grid(grid or []),
         fixed=guidance_params or {}, sparsity=levels, seeds=seed or [0], guide=guide, num=num, batch_size=batch_size,
-        steps=steps, solver=solver, device=device, log=log, echo=typer.echo,
+        steps=steps, solver=solver, device=device, log=log, figures=figures, echo=typer.echo,
     )
     typer.echo(f"{len(log.ran)} cells run, {len(log.resumed)} already finished, {len(log.skipped)} skipped as invalid")
     if not dirs:
         raise SgbenchError("Every cell of the sweep was invalid; see the reasons above")
     board = results.leaderboard(results.load_runs(dirs, extractor=extractor, reference=reference_name(ref)))
     typer.echo(results.render(board, "table"), nl=False)
-    for p in plot_sweep(dirs, figures or out / "figures", extractor=extractor, reference=reference_name(ref)):
+    for p in plot_sweep(dirs, figures, extractor=extractor, reference=reference_name(ref)):
         typer.echo(f"Wrote {p}")
 
 

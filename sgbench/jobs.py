@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 from sgbench.errors import SgbenchError
 from sgbench.metrics.evaluate import evaluate
-from sgbench.metrics.reference import check_reference, reference_name
+from sgbench.metrics.reference import check_reference, load_reference, reference_name
 from sgbench.rundir import RunDir
 from sgbench.text.prompts import prompt_set_name
-from sgbench.sampling import SampleConfig, sample_run
+from sgbench.sampling import SampleConfig, is_latent, resolve_decoder, sample_run
 
 MIN_SAMPLES = 10  # the Inception Score's 10 splits
 
@@ -30,7 +30,6 @@ def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
     """Validate every configuration and the reference before anything runs. Text runs (prompts) are
     scored with GenEval, which needs prompts with GenEval metadata; class runs with `evaluation`."""
     from sgbench.geneval.run import check_geneval_metadata
-    from sgbench.guidance import build_guidance
     from sgbench.models.checkpoint import read_metadata
     from sgbench.text.prompts import read_prompts
 
@@ -38,7 +37,7 @@ def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
         check_reference(evaluation.ref, evaluation.extractor)
     for config in configs:
         config.validate()
-        build_guidance(config.guidance, **config.guidance_params)
+        config.method()
         if config.prompts is not None:
             check_geneval_metadata(read_prompts(config.prompts), config.prompts)
         elif config.num < MIN_SAMPLES:
@@ -46,6 +45,28 @@ def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
                                f"but {config.out} asks for {config.num}")
         for path in filter(None, (config.checkpoint, config.guide)):
             read_metadata(path)  # exists and is a readable sgbench checkpoint
+        RunDir(config.out).is_finished(config.identity())  # refuses a finished run whose samples.npz changed, now
+    class_runs = [c for c in configs if c.prompts is None]
+    if class_runs:  # evaluation compares the two (Reference.check_compatible); here before any sampling
+        entry = load_reference(evaluation.ref).entry
+        for config in class_runs:
+            size = image_size(config)
+            if size != entry.resolution:
+                raise SgbenchError(f"Expected samples at the reference's resolution {entry.resolution}x{entry.resolution} but "
+                                   f"{config.checkpoint} makes {size}x{size} images (reference '{entry.name}'); "
+                                   f"choose a --ref built at {size}x{size}")
+
+
+def image_size(config: SampleConfig) -> int:
+    """The side of the images a configuration samples: the model's input size for a pixel model, times
+    its VAE's upsampling for a latent one (read from the files; nothing is loaded)."""
+    from sgbench.models.checkpoint import read_config
+    from sgbench.vae import upsampling_factor
+
+    model = read_config(config.checkpoint)
+    if not is_latent(model):
+        return model.input_size
+    return model.input_size * upsampling_factor(resolve_decoder(config)["source"])
 
 
 def sample_and_evaluate(config: SampleConfig, evaluation: Evaluation, *, progress: bool = True) -> str:

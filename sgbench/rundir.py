@@ -5,7 +5,8 @@
       shards/             shard-<first>-<last>.npz, samples first..last, each written atomically
       samples.npz         arr_0 uint8 (N, H, W, C) as the ADM evaluator reads it, labels int64 (N,), and
                           any other per-sample array of the run (prompt_index for text runs)
-      run.json            RunInfo: resolved config, model, guidance, FLOPs, timing, environment
+      run.json            RunInfo: resolved config, model, guidance, FLOPs, timing, environment, and the
+                          sha256 of samples.npz as written (a finished run whose file changed is refused)
       grid.png            the first samples
       metrics.json        MetricRecords; each names the sha256 of the samples.npz it scored
 
@@ -81,6 +82,7 @@ class RunInfo:
     created: str
     conditioning: dict | None = None   # text runs: prompts file, its sha256, images per prompt, ICG's draw
     decoder: dict | None = None        # latent runs: the VAE's identity
+    samples: dict | None = None        # samples.npz as written: {"sha256", "stat": [size, mtime_ns]} (None: older runs)
     version: int = RUN_FORMAT
 
     def to_json(self) -> dict:
@@ -180,11 +182,31 @@ class RunDir:
         return read_json(path) if path.is_file() else None
 
     def is_finished(self, identity: dict) -> bool:
-        """Sampled, with exactly this identity: nothing to do."""
+        """Sampled, with exactly this identity: nothing to do. A samples.npz changed since sampling wrote it
+        is refused: keeping it would pass off other images as this configuration's."""
         try:
-            return self.state() is State.SAMPLED and self.identity() == as_json(identity)
+            finished = self.state() is State.SAMPLED and self.identity() == as_json(identity)
         except SgbenchError:
             return False
+        if finished:
+            self.check_samples_unchanged()
+        return finished
+
+    def samples_binding(self) -> dict:
+        """What run.json records of samples.npz (sha256, and size and mtime so that a rerun hashes it only
+        when those changed)."""
+        st = os.stat(self.samples)
+        return {"sha256": cached_sha256(self.samples), "stat": [st.st_size, st.st_mtime_ns]}
+
+    def check_samples_unchanged(self) -> None:
+        recorded = self.info().samples
+        if recorded is None:  # written before run.json recorded its samples: nothing to compare with
+            return
+        st = os.stat(self.samples)
+        if [st.st_size, st.st_mtime_ns] == recorded["stat"] or cached_sha256(self.samples) == recorded["sha256"]:
+            return
+        raise SgbenchError(f"{self.samples} changed since sampling wrote it (its sha256 is not the one run.json records); "
+                           f"to sample the run again, delete {self.path} or choose another --out")
 
     def claim(self, identity: dict) -> None:
         """Make the directory this run's: create it and record the identity, or check a recorded one."""

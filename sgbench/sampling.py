@@ -159,6 +159,7 @@ class SampleConfig:
         d = asdict(self)
         for k in ("batch_size", "device", "out", "vae", "precision", "prompts", "images_per_prompt"):
             d.pop(k)
+        d["guidance_params"] = self.method().params  # canonical: typed, defaults filled, however spelled
         if self.precision != "fp32":
             d["precision"] = self.precision
         if self.prompts is not None:  # text runs: the prompts' content, not the file's path
@@ -173,15 +174,25 @@ class SampleConfig:
         d["run_format"] = RUN_FORMAT
         return as_json(d)
 
+    def method(self):
+        """The guidance method this run samples with, its parameters parsed and validated."""
+        from sgbench.guidance import build_guidance
+
+        return build_guidance(self.guidance, **self.guidance_params)
+
     def validate(self) -> None:
         """Everything that can be checked without loading a model, before anything is written."""
         from sgbench.guidance import REGISTRY
 
+        if self.prompts is not None and self.images_per_prompt < 1:  # before --num-samples, which the CLI derives from it
+            raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {self.images_per_prompt}")
         if self.num < 1 or self.batch_size < 1:
             raise SgbenchError(f"Expected --num-samples >= 1 and --batch-size >= 1 but got {self.num} and {self.batch_size}")
         if self.labels not in LABELS:
             raise SgbenchError(f"Expected --labels {' or '.join(LABELS)} but got '{self.labels}'")
         check_solver(self.solver, self.steps)
+        if self.seed < 0:  # seeding.derive_seed hashes it with numpy's SeedSequence: any integer >= 0, no upper bound
+            raise SgbenchError(f"Expected --seed >= 0 (any non-negative integer) but got {self.seed}")
         if self.precision not in PRECISIONS:
             raise SgbenchError(f"Expected --precision {' or '.join(PRECISIONS)} but got '{self.precision}'")
         guided_by_a_model = [name for name, cls in REGISTRY.items() if cls.needs_guide]
@@ -194,8 +205,6 @@ class SampleConfig:
         distributed.parse_device(self.device)
         resolve_decoder(self)
         if self.prompts is not None:
-            if self.images_per_prompt < 1:
-                raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {self.images_per_prompt}")
             available = len(read_prompt_texts(self.prompts)) * self.images_per_prompt
             if self.num > available:
                 raise SgbenchError(f"Expected --num-samples <= {available} ({self.images_per_prompt} images for each prompt of "
@@ -315,12 +324,12 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     """
     from sgbench.flops import cost_report
     from sgbench.grid import save_grid, save_labelled_grid
-    from sgbench.guidance import Models, build_guidance
+    from sgbench.guidance import Models
     from sgbench.guidance.base import check_guide, check_sparse_backbone
     from sgbench.models.checkpoint import load_model
 
     config.validate()
-    method = build_guidance(config.guidance, **config.guidance_params)
+    method = config.method()
     run = RunDir(config.out)
     identity = config.identity()
     if run.is_finished(identity):
@@ -392,7 +401,7 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
             timing={"generated_this_invocation": int(generated), "wall_time_s": elapsed,
                     "images_per_s": generated / elapsed if elapsed > 0 and generated else None,
                     "device": str(device), "threads": torch.get_num_threads(), "peak_memory_mb": _peak_memory_mb(device)},
-            environment=environment_info(), created=now(), decoder=decoder,
+            environment=environment_info(), created=now(), decoder=decoder, samples=run.samples_binding(),
             conditioning=None if prompt_set is None else {
                 "prompts": config.prompts, "sha256": cached_sha256(config.prompts), "num_prompts": len(prompt_set),
                 "images_per_prompt": config.images_per_prompt, "null": "the empty prompt",

@@ -5,8 +5,8 @@
     plot_sweep(dirs, "runs/sweep/figures")      # Fig. 4, Fig. 6, Fig. A1 (sgbench.plots)
 
 Each cell is one `sgbench.jobs.sample_and_evaluate`. Cells the method rejects (sg's gs >= gw) are
-skipped with the reason; everything else (checkpoints, reference, sample counts) is checked before the
-first cell runs; cells whose run directory already has samples and metrics for (extractor, ref) are not
+skipped with the reason; everything else (every value's syntax, checkpoints, reference and its
+resolution, sample counts, the figures' folder) is checked before the first cell runs; cells whose run directory already has samples and metrics for (extractor, ref) are not
 redone, so rerunning a sweep resumes it (a half-sampled cell resumes from its shards).
 
 Sparsity without guidance (the paper's Fig. 4) is `sg` at w = 1: only the strong branch runs, at
@@ -16,7 +16,9 @@ where the weak branch never runs, so those cells set gw halfway between gamma an
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -55,9 +57,13 @@ def _number(value: str) -> float | str:
         return value
 
 
+def _show(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def _cell_name(method: str, params: dict, seed: int) -> str:
     def show(v) -> str:
-        return f"{v:g}" if isinstance(v, float) else str(v).replace(":", "_").replace("/", "_").replace(",", "_")
+        return _show(v).replace(":", "_").replace("/", "_").replace(",", "_")
 
     parts = [method.replace("+", "_")] + [f"{k}{show(v)}" for k, v in params.items()]
     return "-".join(parts + [f"seed{seed}"])
@@ -82,6 +88,7 @@ def plan_sweep(
     overlap = set(grid) & set(fixed)
     if overlap:
         raise SgbenchError(f"Parameters {sorted(overlap)} are both swept and fixed; give each once")
+    _check_values(method, grid, fixed)
     combos = [dict(zip(grid, vs)) for vs in itertools.product(*grid.values())] if grid else []
     specs = [(method, {**fixed, **c}) for c in combos]
     for g in sparsity:
@@ -100,6 +107,45 @@ def plan_sweep(
                 seen.add(cell.out)
                 cells.append(cell)
     return cells
+
+
+def _check_values(method: str, grid: dict[str, Sequence], fixed: dict) -> None:
+    """Every value parses as its parameter (a number, a schedule, an interval), through the registry's
+    parsing: a typo refuses the whole sweep, where a valid value in an invalid combination (sg's
+    gs >= gw) only skips its cells. Names the method does not take are left to `build_guidance`."""
+    from sgbench.guidance.base import REGISTRY, parse_param, option_name
+
+    if method not in REGISTRY:
+        return  # build_guidance names the methods
+    fields = {f.name: f for f in dataclasses.fields(REGISTRY[method])}
+    given = [(name, v, f"--grid {name}={','.join(map(_show, values))}") for name, values in grid.items() for v in values]
+    given += [(name, v, f"{option_name(name)} {v}") for name, v in fixed.items()]
+    for name, value, where in given:
+        if name in fields:
+            try:
+                parse_param(method, fields[name], value)
+            except SgbenchError as e:
+                raise SgbenchError(f"{e} (in {where}); no cell was run") from None
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Fail now, not after the first cell, when `folder` cannot be created and written: a temporary file
+    in the nearest existing folder above it (or in it) must be possible (root ignores permission bits,
+    so trying beats os.access). Nothing is left behind."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                pass
+        except OSError as e:
+            problem = f"{existing}: {e.strerror or e}"
+    if problem:
+        raise SgbenchError(f"Cannot write {what} to {folder} ({problem}); choose another folder")
 
 
 @dataclass
@@ -130,6 +176,7 @@ def run_sweep(
     device: str = "cpu",
     progress: bool = True,
     log: SweepLog | None = None,            # filled in with what ran, what was finished, what was skipped
+    figures: str | Path | None = None,      # where the caller will plot: checked writable before the first cell
     echo: Callable[[str], None] = lambda s: None,
 ) -> list[Path]:
     """Sample and evaluate every valid, unfinished cell; returns the run directories of all valid cells."""
@@ -141,6 +188,8 @@ def run_sweep(
                             guide=str(guide) if guide else None, num=num, batch_size=batch_size, steps=steps, solver=solver,
                             seed=c.seed, device=device) for c in todo]
     check_jobs(configs, evaluation)
+    if figures is not None:
+        check_writable(Path(figures), "the figures (--figures)")
     for k, (cell, config) in enumerate(zip(todo, configs), 1):
         done = sample_and_evaluate(config, evaluation, progress=progress)
         (log.resumed if done == "kept" else log.ran).append(cell.out)

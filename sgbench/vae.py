@@ -110,6 +110,13 @@ def vae_identity(source: str | Path) -> dict:
     }
 
 
+def upsampling_factor(source: str | Path) -> int:
+    """Image pixels per latent along a side, from config.json: 2 ** (len(block_out_channels) - 1), as
+    diffusers' pipelines compute it (8 for SD's VAE; diffusers' default block_out_channels is (64,))."""
+    config = json.loads((_local_directory(source) / "config.json").read_text())
+    return 2 ** (len(config.get("block_out_channels", (64,))) - 1)
+
+
 def _local_directory(source: str | Path) -> Path:
     path = Path(source)
     for candidate in (path, path / "vae"):

@@ -71,6 +71,36 @@ def test_a_backbone_runs_only_its_configs(tmp_path):
     assert len([b for b, _, _ in runs if b == "routed"]) == len(raw["configs"])
 
 
+def test_only_a_file_shadows_a_shipped_recipe_name(tmp_path, monkeypatch):
+    from sgbench.bench import recipe_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t2i").mkdir()  # e.g. a bench's output folder
+    assert recipe_path("t2i") == resources.recipes_dir() / "bench" / "t2i.yaml"
+    assert load_bench_recipe("t2i").name == "t2i"
+    (tmp_path / "animal").write_text("name: mine\n")
+    assert recipe_path("animal") == Path("animal")
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "Error: Baseline file {path} does not exist"),
+    ("{", "Error: Baseline {path} is not valid JSON"),
+    ('{"kind": "other"}', "Error: {path} is not an sgbench baseline"),
+])
+def test_a_bad_baseline_is_refused_before_sampling(tmp_path, monkeypatch, content, message):
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("the baseline must be checked before the bench samples")
+
+    monkeypatch.setattr("sgbench.bench.run_bench", no_sampling)
+    path = tmp_path / "baseline.json"
+    if content is not None:
+        path.write_text(content)
+    result = CliRunner().invoke(app, ["bench", "--quick", "--baseline", str(path), "--out", str(tmp_path / "b")])
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith(message.format(path=path)), result.output
+    assert not (tmp_path / "b").exists()
+
+
 @pytest.mark.slow
 def test_quick_bench_matches_the_committed_baseline(tmp_path):
     """The CI regression gate: `bench --quick` must reproduce baselines/bench-quick.json within tolerance."""

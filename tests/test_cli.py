@@ -96,7 +96,7 @@ def test_interval_has_one_syntax():
 
 
 def test_schedules_are_accepted_wherever_a_sparsity_is(checkpoint, tmp_path):
-    result = runner.invoke(app, ["flops", "-g", "sg", "--gs", "linear:0:0.4", "--gw", "0.9", "--json"])
+    result = runner.invoke(app, ["flops", "--route", "2:24", "-g", "sg", "--gs", "linear:0:0.4", "--gw", "0.9", "--json"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, sample_args(checkpoint, tmp_path / "r", "-g", "sg", "--gs", "cosine:0.4:0", "--gw", "0.9"))
     assert result.exit_code == 0, result.output
@@ -156,6 +156,38 @@ def test_sample_errors(checkpoint, tmp_path):
                    "Guidance 'cfg' does not take --gs")
     one_line_error(runner.invoke(app, sample_args(tmp_path / "nope.safetensors", tmp_path / "r")), "Checkpoint not found")
     assert not (tmp_path / "r").exists()  # nothing was written by any of these
+
+
+def test_flops_refuses_sparse_guidance_on_a_dense_model_with_the_line_sample_prints(tmp_path):
+    dense = tmp_path / "dense.safetensors"
+    save_model(SiT(dataclasses.replace(TOY, routes=())), dense)
+    for method in ("sg", "cfg+sg", "ag+sg"):
+        sampled = runner.invoke(app, sample_args(dense, tmp_path / "r", "-g", method, *(["--guide", str(dense)] if "ag" in method else [])))
+        costed = runner.invoke(app, ["flops", "-c", str(dense), "-g", method, "--steps", "2"])
+        one_line_error(sampled, f"{method} runs its", "has no routes and no masking")
+        assert costed.output == sampled.output and costed.exit_code == 2
+    one_line_error(runner.invoke(app, ["flops", "--model", "SiT-XL/2", "-g", "sg"]),
+                   "sg runs its strong branch at token drop rate 0.5 (t = 0), but the main model (SiT-XL/2) has no routes and no masking")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_negative_seed_is_refused_before_sampling(checkpoint, tmp_path):
+    one_line_error(runner.invoke(app, sample_args(checkpoint, tmp_path / "r", "--seed", "-1")),
+                   "Expected --seed >= 0 (any non-negative integer) but got -1")
+    assert not (tmp_path / "r").exists()
+
+
+def test_images_per_prompt_without_prompts_is_refused(checkpoint, tmp_path):
+    one_line_error(runner.invoke(app, sample_args(checkpoint, tmp_path / "r", "--images-per-prompt", "3")),
+                   "Expected --images-per-prompt only with --prompts FILE (text models)")
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "-inf"])
+def test_a_non_finite_scale_is_refused_as_not_finite(checkpoint, tmp_path, value):
+    one_line_error(runner.invoke(app, sample_args(checkpoint, tmp_path / "r", "-g", "cfg", "--scale", value)),
+                   f"Expected scale to be a finite number >= 1 (1 = no guidance) but got {value}")
+    assert not (tmp_path / "r").exists()
 
 
 def test_eval_errors(tmp_path):

@@ -297,7 +297,7 @@ def test_forwards_and_tokens_match_the_plan(name, routed, guide):
         ("cfg", dict(gs=0.5), "Guidance 'cfg' does not take --gs: it takes --scale, --interval"),
         ("unguided", dict(scale=2.0), "Guidance 'unguided' does not take --scale: it takes no options"),
         ("apg", dict(norm_treshold=1.0), "does not take --norm-treshold: it takes --scale, --eta, --momentum, --norm-threshold, --interval"),
-        ("cfg", dict(scale=0.5), "Expected scale >= 1 (1 = no guidance) but got 0.5"),
+        ("cfg", dict(scale=0.5), "Expected scale to be a finite number >= 1 (1 = no guidance) but got 0.5"),
         ("cfg", dict(scale="big"), "Expected a number for cfg's scale but got 'big'"),
         ("cfg", dict(interval="0.8:0.2"), "Expected a guidance interval with 0 <= t_lo <= t_hi <= 1 but got 0.8:0.2"),
         ("cfg", dict(interval="early"), "Expected a guidance interval as T_LO:T_HI but got 'early'"),
@@ -342,9 +342,11 @@ def test_params_are_resolved_and_json_ready():
     import json
 
     method = build_guidance("sg", gs="cosine:0.5:0.1", scale="2")
-    assert method.params == {"scale": 2.0, "gs": "cosine:0.5:0.1", "gw": "0.9", "interval": [0.0, 1.0]}
+    assert method.params == {"scale": 2.0, "gs": "cosine:0.5:0.1", "gw": 0.9, "interval": [0.0, 1.0]}
     json.dumps(method.params)
     assert build_guidance("sg", **method.params) == method  # round trip
+    # canonical: one form however a setting was spelled (a run's identity and the leaderboard store it)
+    assert build_guidance("sg").params == build_guidance("sg", gs="0.5", gw=0.9, scale="1.5", interval="0:1").params
 
 
 def test_cli_guidance_list_shows_every_method():

@@ -110,6 +110,24 @@ def test_resuming_with_another_configuration_is_refused(checkpoint, tmp_path):
         run(checkpoint, tmp_path / "r", seed=5)
 
 
+@pytest.mark.parametrize("spelled", [{}, {"gs": "0.5", "gw": "0.9"}, {"gs": 0.5, "gw": 0.9, "scale": "1.5"},
+                                     {"interval": "0:1", "gs": "constant:0.5:0.5"}])
+def test_equal_guidance_settings_are_one_run_however_spelled(checkpoint, tmp_path, spelled):
+    """Defaults filled and values parsed before the identity is taken: `-g sg`, `--gs 0.5 --gw 0.9`
+    (strings from the CLI) and YAML's floats are the same run, so a rerun reuses it."""
+    first = SampleConfig(checkpoint=str(checkpoint), out=str(tmp_path / "r"), guidance="sg", num=4, steps=2)
+    again = replace(first, guidance_params=spelled)
+    assert again.identity() == first.identity()
+    assert first.identity()["guidance_params"] == {"scale": 1.5, "gs": 0.5, "gw": 0.9, "interval": [0.0, 1.0]}
+
+
+def test_different_guidance_settings_are_different_runs(checkpoint, tmp_path):
+    base = SampleConfig(checkpoint=str(checkpoint), out=str(tmp_path / "r"), guidance="sg", num=4, steps=2)
+    other = replace(base, guidance_params={"gs": "cosine:0.5:0"})
+    assert other.identity()["guidance_params"]["gs"] == "cosine:0.5:0"
+    assert other.identity() != base.identity()
+
+
 def test_a_checkpoint_replaced_in_place_does_not_resume_old_samples(tmp_path):
     path = tmp_path / "model.safetensors"
     save_model(SiT(TOY), path)
@@ -141,6 +159,38 @@ def test_sparse_guidance_on_a_dense_model_is_refused(tmp_path, guidance, params)
 def test_user_errors(checkpoint, tmp_path, kw, message):
     with pytest.raises(SgbenchError, match=message):
         run(checkpoint, tmp_path / "r", **kw)
+
+
+def test_a_negative_seed_is_refused_before_anything_is_written(checkpoint, tmp_path):
+    with pytest.raises(SgbenchError) as e:
+        run(checkpoint, tmp_path / "r", seed=-1)
+    assert str(e.value) == "Expected --seed >= 0 (any non-negative integer) but got -1"
+    assert not (tmp_path / "r").exists()
+
+
+def test_any_non_negative_seed_samples(checkpoint, tmp_path):
+    """numpy's SeedSequence hashes integers of any size: there is no upper bound such as 2**32."""
+    a, _ = samples(run(checkpoint, tmp_path / "a", seed=2**70, num=2))
+    b, _ = samples(run(checkpoint, tmp_path / "b", seed=2**70 + 1, num=2))
+    assert not np.array_equal(a, b)
+
+
+def test_a_finished_run_whose_samples_changed_is_refused_not_kept(checkpoint, tmp_path):
+    from sgbench.files import atomic_savez
+
+    out = run(checkpoint, tmp_path / "r")
+    assert json.loads((out / "run.json").read_text())["samples"]["sha256"]
+    os.utime(out / "samples.npz", ns=(1, 1))  # touched (a copy, say) but the same bytes: still finished
+    run(checkpoint, out)
+    images, labels = samples(out)
+    images[0, 0, 0, 0] ^= 1
+    atomic_savez(out / "samples.npz", arr_0=images, labels=labels)
+    changed = (out / "samples.npz").read_bytes()
+    with pytest.raises(SgbenchError) as e:
+        run(checkpoint, out)
+    assert str(e.value) == (f"{out / 'samples.npz'} changed since sampling wrote it (its sha256 is not the one run.json "
+                            f"records); to sample the run again, delete {out} or choose another --out")
+    assert (out / "samples.npz").read_bytes() == changed
 
 
 @pytest.mark.slow

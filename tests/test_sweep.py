@@ -65,6 +65,7 @@ def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
     monkeypatch.setattr(jobs, "evaluate", fake_evaluate)
     monkeypatch.setattr(sweep, "check_jobs", lambda configs, evaluation: None)
     monkeypatch.setattr(RunDir, "state", lambda self: State.SAMPLED if self.samples.is_file() else State.EMPTY)
+    monkeypatch.setattr(RunDir, "check_samples_unchanged", lambda self: None)  # the fake run.json records no samples
     from sgbench.models.checkpoint import save_model
     from sgbench.models.sit import SiT, preset
 
@@ -102,6 +103,91 @@ def _has_animal_reference() -> bool:
         return False
 
 
+def _toy(path, input_size=32):
+    from sgbench.models.checkpoint import save_model
+    from sgbench.models.sit import Route, SiT, preset
+
+    save_model(SiT(preset("Tiny-test", routes=(Route(1, 2, 0.5),), input_size=input_size, patch_size=8, num_classes=10)), path)
+    return path
+
+
+def _one_line_error(result, message: str) -> None:
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 2 and lines == [f"Error: {message}"], result.output
+
+
+def test_a_bad_grid_value_refuses_the_whole_sweep(tmp_path):
+    with pytest.raises(SgbenchError) as e:
+        plan_sweep(tmp_path, method="sg", grid=parse_grid(["scale=2,abc"]))
+    assert str(e.value) == "Expected a number for sg's scale but got 'abc' (in --grid scale=2,abc); no cell was run"
+    with pytest.raises(SgbenchError, match=r"Expected a sparsity schedule .* but got 'cos:0:1' \(in --grid gs=0,cos:0:1\)"):
+        plan_sweep(tmp_path, grid=parse_grid(["gs=0,cos:0:1"]))
+    with pytest.raises(SgbenchError, match=r"Expected a guidance interval as T_LO:T_HI but got 'early' \(in --interval early\)"):
+        plan_sweep(tmp_path, method="cfg", grid={"scale": [2.0]}, fixed={"interval": "early"})
+
+
+def test_a_bad_grid_value_is_refused_before_sampling(tmp_path):
+    ckpt = _toy(tmp_path / "toy.safetensors")
+    out = tmp_path / "s"
+    r = CliRunner().invoke(app, ["sweep", "-c", str(ckpt), "--ref", "animal-all", "--grid", "scale=2,abc", "-n", "10", "-o", str(out)])
+    _one_line_error(r, "Expected a number for sg's scale but got 'abc' (in --grid scale=2,abc); no cell was run")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+def test_an_unwritable_figures_folder_is_refused_before_sampling(tmp_path):
+    ckpt = _toy(tmp_path / "toy.safetensors")
+    out = tmp_path / "s"
+    base = ["sweep", "-c", str(ckpt), "--ref", "animal-all", "-g", "cfg", "--grid", "scale=2", "-n", "10", "--steps", "2", "-o", str(out)]
+    r = CliRunner().invoke(app, [*base, "--figures", str(ckpt / "figures")])
+    _one_line_error(r, f"Cannot write the figures (--figures) to {ckpt / 'figures'} ({ckpt} is not a folder); choose another folder")
+    r = CliRunner().invoke(app, [*base, "--figures", "/proc/sgbench-figures"])
+    assert r.exit_code == 2 and r.output.startswith("Error: Cannot write the figures (--figures) to /proc/sgbench-figures ("), r.output
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+def test_a_reference_at_another_resolution_is_refused_before_sampling(tmp_path):
+    ckpt = _toy(tmp_path / "toy16.safetensors", input_size=16)
+    out = tmp_path / "s"
+    r = CliRunner().invoke(app, ["sweep", "-c", str(ckpt), "--ref", "animal-all", "-g", "cfg", "--grid", "scale=2", "-n", "10",
+                                 "-o", str(out)])
+    _one_line_error(r, f"Expected samples at the reference's resolution 32x32 but {ckpt} makes 16x16 images "
+                       "(reference 'animal-all'); choose a --ref built at 16x16")
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+def test_a_finished_cell_whose_samples_changed_is_refused_before_any_cell_runs(tmp_path):
+    from sgbench.sampling import SampleConfig, sample_run
+
+    ckpt = _toy(tmp_path / "toy.safetensors")
+    configs = [SampleConfig(checkpoint=str(ckpt), out=str(tmp_path / name), num=10, steps=1) for name in ("a", "b")]
+    sample_run(configs[1], progress=False)
+    with np.load(tmp_path / "b" / "samples.npz") as f:
+        images, labels = f["arr_0"].copy(), f["labels"]
+    atomic_savez(tmp_path / "b" / "samples.npz", arr_0=255 - images, labels=labels)
+    with pytest.raises(SgbenchError, match="samples.npz changed since sampling wrote it"):
+        jobs.check_jobs(configs, jobs.Evaluation())
+    assert not (tmp_path / "a").exists()
+
+
+def test_the_image_size_checked_before_sampling_is_the_size_sampled(tmp_path):
+    from sgbench.sampling import SampleConfig, sample_run
+
+    configs = [SampleConfig(checkpoint=str(_toy(tmp_path / "toy16.safetensors", input_size=16)), out=str(tmp_path / "p"), num=2, steps=1)]
+    try:
+        from sgbench.benchmarks.memory import tiny_latent_model, tiny_vae
+
+        model, vae = tiny_latent_model(tmp_path / "latent.safetensors"), tiny_vae(tmp_path / "vae")
+        configs.append(SampleConfig(checkpoint=str(model), vae=str(vae), out=str(tmp_path / "l"), num=2, steps=1))
+    except ImportError:  # no diffusers: the pixel model only
+        pass
+    for config in configs:
+        with np.load(sample_run(config, progress=False) / "samples.npz") as f:
+            assert f["arr_0"].shape[1:3] == (jobs.image_size(config),) * 2
+
+
 @pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
 def test_sweep_end_to_end(tmp_path):
     """A real tiny sweep through the CLI: cells sampled and evaluated, the invalid one skipped, figures
@@ -119,7 +205,7 @@ def test_sweep_end_to_end(tmp_path):
     assert "2 cells run, 0 already finished, 1 skipped as invalid" in r.output
     cell = out / "sg-gs0-gw0.5-scale1.5-seed0"
     run = json.loads((cell / "run.json").read_text())
-    assert run["guidance"]["params"]["gs"] == "0" and run["num_samples"] == 10 and run["config"]["steps"] == 2
+    assert run["guidance"]["params"]["gs"] == 0.0 and run["num_samples"] == 10 and run["config"]["steps"] == 2
     records = json.loads((cell / "metrics.json").read_text())["records"]
     assert {r["metric"] for r in records} >= {"fid", "precision", "recall", "class_accuracy"}
     figs = {p.name for p in (out / "figures").glob("*.png")}

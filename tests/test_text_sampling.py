@@ -129,6 +129,17 @@ def test_prompt_file_and_model_kind_errors(model_files, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_a_bad_images_per_prompt_is_reported_as_itself(model_files, tmp_path, value):
+    """Without -n the number of samples derives from it; the message names --images-per-prompt, not -n."""
+    main, _, prompts = model_files
+    r = runner.invoke(app, ["sample", "-c", str(main), "--prompts", str(prompts), "--images-per-prompt", value,
+                            "--steps", "2", "-o", str(tmp_path / "r")])
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and lines == [f"Error: Expected --images-per-prompt >= 1 but got {value}"], r.output
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.slow
 def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
     assert runner.invoke(app, args(model_files, tmp_path / "one")).exit_code == 0

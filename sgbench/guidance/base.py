@@ -307,7 +307,7 @@ class GuidanceMethod:
         """Raise SgbenchError for invalid parameters (beyond their types)."""
         scale = getattr(self, "scale", 1.0)
         if not (math.isfinite(scale) and scale >= 1.0):
-            raise SgbenchError(f"Expected scale >= 1 (1 = no guidance) but got {scale:g}")
+            raise SgbenchError(f"Expected scale to be a finite number >= 1 (1 = no guidance) but got {scale:g}")
 
     def combine(self, strong: torch.Tensor, weak: torch.Tensor, *, x: torch.Tensor, t: float, state) -> torch.Tensor:
         """Linear methods combine velocities directly."""
@@ -321,11 +321,19 @@ class GuidanceMethod:
 
     @property
     def params(self) -> dict:
-        """Resolved parameters, JSON-serialisable (schedules as strings, interval as a list)."""
+        """Every parameter, defaults filled, in one canonical JSON form: numbers as floats (a constant
+        schedule too), other schedules as 'cosine:0.6:0', the interval as [t_lo, t_hi]. Equal settings
+        give equal dicts however they were spelled (`-g sg` and `--gs 0.5 --gw 0.9`; YAML 0.5 and '0.5'),
+        so this is what a run's identity and the leaderboard record."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            out[f.name] = str(value) if isinstance(value, Schedule) else list(value) if isinstance(value, tuple) else value
+            if isinstance(value, Schedule):
+                out[f.name] = value.start if value.kind == "constant" else str(value)
+            elif isinstance(value, tuple):
+                out[f.name] = [float(v) for v in value]
+            else:
+                out[f.name] = float(value)
         return out
 
     def guided(self, t: float) -> bool:
@@ -373,7 +381,7 @@ def register(cls: type[GuidanceMethod]) -> type[GuidanceMethod]:
     return cls
 
 
-def _parse_param(method: str, f: dataclasses.Field, value):
+def parse_param(method: str, f: dataclasses.Field, value):
     kind = _kind(f)
     if kind == "schedule":
         return Schedule.parse(value)
@@ -433,7 +441,7 @@ def build_guidance(name: str, **params) -> GuidanceMethod:
         if key not in fields:
             takes = ", ".join(option_name(k) for k in fields) or "no options"
             raise SgbenchError(f"Guidance '{name}' does not take {option_name(key)}: it takes {takes}")
-    method = cls(**{k: _parse_param(name, fields[k], v) for k, v in params.items()})
+    method = cls(**{k: parse_param(name, fields[k], v) for k, v in params.items()})
     method.validate()
     return method
 
