@@ -20,7 +20,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 
 class _Group(typer.core.TyperGroup):
@@ -78,7 +78,7 @@ GuidanceSpecs = Annotated[Optional[list[str]], typer.Option("--guidance", "-g", 
 def with_guidance_options(command):
     """Add one option per guidance parameter of the registry (--scale, --gs, --gw, --interval, ...) to
     `command`, which receives the ones the user set as `guidance_params: dict[str, str]`."""
-    from sgbench.guidance.base import parameter_specs
+    from sgbench.core.guidance.base import parameter_specs
 
     specs = parameter_specs()
     signature = inspect.signature(command, eval_str=True)
@@ -113,7 +113,7 @@ def _defaults_text(defaults: dict[str, str]) -> str:
 
 def _method_specs(specs: list[str], shared: dict[str, str]) -> list:
     """--guidance NAME[:k=v,...] specs plus the shared guidance options -> built methods."""
-    from sgbench.guidance import build_guidance, parse_spec
+    from sgbench.core.guidance import build_guidance, parse_spec
 
     methods = []
     for spec in specs:
@@ -170,8 +170,8 @@ def train(
     stop_after: Annotated[Optional[int], typer.Option(help="Stop after this many steps (resume later)")] = None,
 ) -> None:
     """Train a sparse (routed or masked) or dense backbone with flow matching."""
-    from sgbench.config import load_train_recipe
-    from sgbench.train import train as run_training
+    from sgbench.workflows.recipes import load_train_recipe
+    from sgbench.workflows.train import train as run_training
 
     out = run_training(load_train_recipe(recipe, overrides or []), resume=resume, device=device, stop_after=stop_after)
     typer.echo(f"Trained: {out}")
@@ -216,7 +216,7 @@ def export_geneval(
     metadata: Annotated[Optional[Path], typer.Option("--metadata", help="GenEval's evaluation_metadata.jsonl: refuse a run sampled from other prompts")] = None,
 ) -> None:
     """A text run in GenEval's folder layout, for the real GenEval evaluator (Mask2Former + CLIP, on a GPU)."""
-    from sgbench.geneval.run import export_run
+    from sgbench.evaluation.geneval.run import export_run
 
     typer.echo(f"Wrote {export_run(run, out, metadata=metadata)}")
 
@@ -240,7 +240,7 @@ def ingest_geneval(
 ) -> None:
     """The real GenEval's per-image results into the run's metrics.json (GenEval's summary: the mean of the
     tasks' scores), so `compare` shows them beside everything else."""
-    from sgbench.geneval.run import ingest_run
+    from sgbench.evaluation.geneval.run import ingest_run
     from sgbench.results.render import geneval_table
 
     typer.echo(geneval_table({"GenEval (ingested)": ingest_run(results, run, replicates=bootstrap)}), nl=False)
@@ -338,9 +338,9 @@ def data_encode(
     device: Device = "cpu",
 ) -> None:
     """Encode an ImageFolder dataset into SD-VAE latent shards for training (torchrun-sharded, resumable)."""
-    from sgbench import distributed
+    from sgbench.utils import distributed
     from sgbench.data.encode import encode_dataset
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     if size < 8 or shard_size < 1 or batch_size < 1:
         raise SgbenchError(f"Expected --size >= 8, --shard-size >= 1 and --batch-size >= 1 but got {size}, {shard_size} and {batch_size}")
@@ -467,10 +467,10 @@ def flops(
     """
     import json
 
-    from sgbench.flops import CONVENTIONS, check_costable, cost_report
+    from sgbench.core.flops import CONVENTIONS, check_costable, cost_report
     from sgbench.models.sit import preset
     from sgbench.results.render import flops_table
-    from sgbench.sampling import eval_times
+    from sgbench.core.flow import eval_times
 
     if convention not in CONVENTIONS:
         raise SgbenchError(f"Expected --convention in {', '.join(CONVENTIONS)} but got '{convention}'")
@@ -520,9 +520,9 @@ def speed(
     """Benchmark (not a test): wall time of one sampling step per guidance method, with random weights,
     next to its GFLOPs [paper], and the time ratio to cfg against the GFLOP ratio; also one forward at
     dense, gamma 0.5 and gamma 0.9. Timings share the machine with whatever else runs."""
-    from sgbench.benchmarks.speed import benchmark
-    from sgbench.distributed import parse_device
-    from sgbench.guidance import REGISTRY
+    from sgbench.workflows.speed import benchmark
+    from sgbench.utils.distributed import parse_device
+    from sgbench.core.guidance import REGISTRY
     from sgbench.results.render import speed_table
 
     parse_device(device)
@@ -571,7 +571,7 @@ def eval_fid(
     extractor, weights sha256, reference, sample count and the sha256 of the samples it scored); a
     rerun on the same samples with the same extractor, reference and options reuses it.
     """
-    from sgbench.metrics import evaluate
+    from sgbench.evaluation import evaluate
     from sgbench.results.render import metrics_table
 
     result = evaluate(samples, ref, extractor, weights=weights, kid=kid, batch_size=batch_size, bootstrap_replicates=bootstrap)
@@ -595,7 +595,7 @@ def eval_lpips(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Pairs per batch")] = 64,
 ) -> None:
     """Mean LPIPS between sample i of two runs (the SG paper's Fig. 7 left); recorded in the run's metrics.json."""
-    from sgbench.metrics.lpips_score import evaluate_lpips
+    from sgbench.evaluation.lpips_score import evaluate_lpips
 
     out = evaluate_lpips(samples, against, net=net, trunk_weights=trunk_weights, batch_size=batch_size)
     typer.echo(f"LPIPS ({net}) over {out['num_pairs']} pairs: {out['lpips']:.4f}")
@@ -619,8 +619,8 @@ def eval_clip(
 ) -> None:
     """CLIP score (100 x cosine, clipped at 0) of each image against its prompt, through open_clip with local
     weights; a run directory gets it (with a 95% interval) in its metrics.json."""
-    from sgbench.metrics.clip_score import clip_score
-    from sgbench.metrics.t2i import evaluate_clip_run
+    from sgbench.evaluation.clip_score import clip_score
+    from sgbench.evaluation.t2i import evaluate_clip_run
 
     if samples.is_dir():
         out = evaluate_clip_run(samples, model_name=model, weights=weights, batch_size=batch_size)
@@ -648,7 +648,7 @@ def eval_geneval(
     objects, its class classifier and colour fit. Per-image results in GenEval's format go to
     RUN/geneval/results.jsonl, task scores and the overall (with 95% intervals) to metrics.json. For
     real images use `sgbench export geneval` and the real evaluator."""
-    from sgbench.geneval.run import evaluate_run
+    from sgbench.evaluation.geneval.run import evaluate_run
     from sgbench.results.render import geneval_table
 
     typer.echo(geneval_table({str(run): evaluate_run(run, replicates=bootstrap)}), nl=False)
@@ -670,7 +670,7 @@ def eval_hpsv3(
 ) -> None:
     """HPSv3 (human preference) of each image against its prompt, per prompt category when the prompts
     carry a `category`, overall as HPSv3's benchmark computes it (the mean of the category means)."""
-    from sgbench.metrics.t2i import evaluate_hpsv3_run
+    from sgbench.evaluation.t2i import evaluate_hpsv3_run
 
     scores = evaluate_hpsv3_run(run, checkpoint=checkpoint, base_model=base_model, device=device, batch_size=batch_size)
     typer.echo(f"HPSv3 over {len(scores.mu)} images: {scores.overall:.3f}"
@@ -684,8 +684,8 @@ def eval_train_classifier(
     seed: Annotated[int, typer.Option(help="Training seed")] = 0,
 ) -> None:
     """Train the `animal` extractor's classifier on Animal-MNIST `train` and report top-1 on `test` (one CPU thread, a few minutes)."""
-    from sgbench.metrics.animal_classifier import DEFAULT_WEIGHTS
-    from sgbench.metrics.train_classifier import train_animal_classifier
+    from sgbench.evaluation.animal_classifier import DEFAULT_WEIGHTS
+    from sgbench.evaluation.train_classifier import train_animal_classifier
 
     record = train_animal_classifier(out or DEFAULT_WEIGHTS, epochs=epochs, seed=seed)
     typer.echo(f"Wrote {out or DEFAULT_WEIGHTS}: test accuracy {record['test_accuracy']:.4f}, train {record['train_accuracy']:.4f}, "
@@ -712,7 +712,7 @@ def stats_build(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch")] = 250,
 ) -> None:
     """Compute reference statistics (mu, sigma, spatial stats, feature rows for precision/recall) once; cached after."""
-    from sgbench.metrics.reference import build_reference, reference_dir
+    from sgbench.evaluation.reference import build_reference, reference_dir
 
     entry, computed = build_reference(name, source, extractor=extractor, weights=weights, force=force, batch_size=batch_size)
     typer.echo(f"{'Built' if computed else 'Cached, not recomputed:'} {reference_dir() / entry.file} "
@@ -734,7 +734,7 @@ def stats_import_adm(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per batch")] = 100,
 ) -> None:
     """Import the ADM suite's reference statistics, plus Inception features of its images for precision/recall."""
-    from sgbench.metrics.reference import import_adm, reference_dir
+    from sgbench.evaluation.reference import import_adm, reference_dir
 
     entry, computed = import_adm(path, name=name, weights=weights, force=force, batch_size=batch_size)
     typer.echo(f"{'Imported' if computed else 'Cached, not recomputed:'} {reference_dir() / entry.file}. {entry.notes}")
@@ -743,7 +743,7 @@ def stats_import_adm(
 @stats_app.command("list")
 def stats_list() -> None:
     """Every reference known here: shipped, built into $SGBENCH_REFERENCE_STATS or the user's cache."""
-    from sgbench.metrics.reference import locate
+    from sgbench.evaluation.reference import locate
     from sgbench.results.render import rich_text, table
 
     rows = [[e.name, e.extractor, str(e.num_images), str(e.resolution), e.source, e.weights_sha256[:12], str(root)]
@@ -764,7 +764,7 @@ def geneval_prompts(
 ) -> None:
     """GenEval's prompt generator (its six tasks, counts, colours, relations and proportions) over the ten
     Animal-MNIST classes, as GenEval's evaluation_metadata.jsonl."""
-    from sgbench.geneval.prompts import write_prompts
+    from sgbench.evaluation.geneval.prompts import write_prompts
 
     typer.echo(f"Wrote {len(write_prompts(out, seed))} prompts to {out}")
 
@@ -776,7 +776,7 @@ def geneval_validate(
 ) -> None:
     """Check the offline evaluator: ground-truth scenes of every embedded prompt (test silhouettes) should
     score near 1 on every task, and the same images judged against shuffled prompts far lower."""
-    from sgbench.geneval.evaluate import validate_geneval, validation_table
+    from sgbench.evaluation.geneval.evaluate import validate_geneval, validation_table
 
     typer.echo(validation_table(validate_geneval(seed=seed, images_per_prompt=images_per_prompt)))
 
@@ -789,8 +789,8 @@ def geneval_train_classifier(
 ) -> None:
     """Train the offline GenEval's object classifier (two small nets on rendered `train` silhouettes, the
     temperature fit on held-out `train` silhouettes; each net about 35 minutes on one CPU thread)."""
-    from sgbench.geneval.detect import DEFAULT_WEIGHTS
-    from sgbench.geneval.train_classifier import train_scene_classifier
+    from sgbench.evaluation.geneval.detect import DEFAULT_WEIGHTS
+    from sgbench.evaluation.geneval.train_classifier import train_scene_classifier
 
     record = train_scene_classifier(out or DEFAULT_WEIGHTS, seed=seed, workers=workers)
     typer.echo(f"Wrote {out or DEFAULT_WEIGHTS}: {record}")
@@ -826,7 +826,7 @@ def bench(
 ) -> None:
     """The main job: sample, evaluate and rank every guidance configuration of a bench recipe."""
     from sgbench import results
-    from sgbench.bench import baseline_of, load_bench_recipe, run_bench
+    from sgbench.workflows.bench import baseline_of, load_bench_recipe, run_bench
 
     results.check_format(fmt)
     r = load_bench_recipe(recipe)
@@ -908,7 +908,7 @@ def compare(
     else:
         typer.echo(text, nl=False)
     if plots:
-        from sgbench.plots import plot_leaderboard
+        from sgbench.results.plots import plot_leaderboard
 
         for p in plot_leaderboard(boards[0], plots):
             typer.echo(f"Wrote {p}", err=True)
@@ -959,9 +959,9 @@ def sweep(
 ) -> None:
     """Sample and evaluate a grid of guidance parameters, then plot it (the paper's Fig. 4, 6 and A1)."""
     from sgbench import results
-    from sgbench.metrics.reference import reference_name
-    from sgbench.plots import plot_sweep
-    from sgbench.sweep import SweepLog, parse_grid, run_sweep
+    from sgbench.evaluation.reference import reference_name
+    from sgbench.results.plots import plot_sweep
+    from sgbench.workflows.sweep import SweepLog, parse_grid, run_sweep
 
     try:
         levels = [float(g) for g in sparsity.split(",") if g.strip()] if sparsity else []

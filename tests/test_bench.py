@@ -7,10 +7,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sgbench import resources
-from sgbench.bench import DEFAULT_RECIPE, load_bench_recipe, plan
+from sgbench.utils import resources
+from sgbench.workflows.bench import DEFAULT_RECIPE, load_bench_recipe, plan
 from sgbench.cli import app
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 RECIPE = resources.resolve(DEFAULT_RECIPE)
 
@@ -72,7 +72,7 @@ def test_a_backbone_runs_only_its_configs(tmp_path):
 
 
 def test_only_a_file_shadows_a_shipped_recipe_name(tmp_path, monkeypatch):
-    from sgbench.bench import recipe_path
+    from sgbench.workflows.bench import recipe_path
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "t2i").mkdir()  # e.g. a bench's output folder
@@ -91,7 +91,7 @@ def test_a_bad_baseline_is_refused_before_sampling(tmp_path, monkeypatch, conten
     def no_sampling(*args, **kwargs):
         raise AssertionError("the baseline must be checked before the bench samples")
 
-    monkeypatch.setattr("sgbench.bench.run_bench", no_sampling)
+    monkeypatch.setattr("sgbench.workflows.bench.run_bench", no_sampling)
     path = tmp_path / "baseline.json"
     if content is not None:
         path.write_text(content)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from sgbench.metrics import bootstrap
-from sgbench.metrics.fd import frechet_distance
+from sgbench.evaluation import bootstrap
+from sgbench.evaluation.fd import frechet_distance
 
 
 def test_draws_are_numpys_multinomial_rows_generated_one_at_a_time():

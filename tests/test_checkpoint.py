@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import CONFIG_KEY, load_model, save_model
 from test_models import inputs, randomised

@@ -15,12 +15,12 @@ import yaml
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from sgbench import resources
+from sgbench.utils import resources
 from sgbench.cli import app
 from sgbench.data.animal import load_animal_mnist
-from sgbench.guidance import REGISTRY
-from sgbench.guidance.base import parameter_specs
-from sgbench.metrics import write_samples
+from sgbench.core.guidance import REGISTRY
+from sgbench.core.guidance.base import parameter_specs
+from sgbench.evaluation import write_samples
 from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import save_model
 
@@ -130,8 +130,8 @@ def test_a_finished_run_is_reused_from_a_read_only_copy(checkpoint, tmp_path, mo
     def no_writes(*a, **k):
         raise AssertionError("a finished run must not be written")
 
-    monkeypatch.setattr("sgbench.rundir.atomic_write_json", no_writes)
-    monkeypatch.setattr("sgbench.rundir.NpzWriter", no_writes)
+    monkeypatch.setattr("sgbench.runs.rundir.atomic_write_json", no_writes)
+    monkeypatch.setattr("sgbench.runs.rundir.NpzWriter", no_writes)
     assert runner.invoke(app, args).exit_code == 0
 
 

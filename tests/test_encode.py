@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from sgbench.data.encode import center_crop_arr, encode_dataset, read_latent_shards, scan_image_folder, shard_name
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 pytest.importorskip("diffusers")
 from test_vae import tiny_vae  # noqa: E402
@@ -43,7 +43,7 @@ def vae_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def vae(vae_dir):
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     return load_vae(vae_dir)
 
@@ -113,7 +113,7 @@ def test_flips_add_the_mirrored_images(tmp_path, vae):
 
 
 def test_training_reads_the_shard_directory(tmp_path, vae):
-    from sgbench.train import load_training_data
+    from sgbench.workflows.train import load_training_data
 
     root = image_folder(tmp_path / "images")
     out = encode_dataset(root, tmp_path / "out", vae, size=SIZE, shard_size=3, log=None)
@@ -164,7 +164,7 @@ def test_torchrun_two_processes_write_the_shards_of_one(tmp_path, vae_dir):
     import subprocess
     import sys
 
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     root = image_folder(tmp_path / "images")
     encode_dataset(root, tmp_path / "one", load_vae(vae_dir), size=SIZE, shard_size=2, log=None)
@@ -181,12 +181,12 @@ def test_torchrun_two_processes_write_the_shards_of_one(tmp_path, vae_dir):
 def test_a_model_trained_on_the_shards_samples_through_their_vae_without_vae(tmp_path, vae_dir):
     import yaml
 
-    from sgbench.config import load_train_recipe
+    from sgbench.workflows.recipes import load_train_recipe
     from sgbench.models.checkpoint import load_extra
-    from sgbench.rundir import RunDir
+    from sgbench.runs.rundir import RunDir
     from sgbench.sampling import SampleConfig, sample_run
-    from sgbench.train import train
-    from sgbench.vae import load_vae
+    from sgbench.workflows.train import train
+    from sgbench.models.vae import load_vae
 
     root = image_folder(tmp_path / "images")
     encode_dataset(root, tmp_path / "latents", load_vae(vae_dir), size=SIZE, shard_size=4, log=None)

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from sgbench.cli import app
 from sgbench.data.animal import load_animal_mnist
-from sgbench.errors import SgbenchError
-from sgbench.metrics import write_samples
-from sgbench.metrics.clip_score import build_clip, clip_score
-from sgbench.metrics.lpips_score import TRUNK_FILES, build_lpips, mean_lpips
+from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation import write_samples
+from sgbench.evaluation.clip_score import build_clip, clip_score
+from sgbench.evaluation.lpips_score import TRUNK_FILES, build_lpips, mean_lpips
 
 runner = CliRunner()
 
@@ -74,7 +74,7 @@ def test_eval_fid_refuses_labels_that_are_not_integers_naming_the_sample_layout(
 
 
 def test_rerunning_a_finished_eval_fid_reuses_its_metrics_without_recomputing(ref_dir, tmp_path, monkeypatch):
-    evaluate_module = importlib.import_module("sgbench.metrics.evaluate")  # the package's `evaluate` is the function
+    evaluate_module = importlib.import_module("sgbench.evaluation.evaluate")  # the package's `evaluate` is the function
 
     images, labels = load_animal_mnist("test")
     write_samples(tmp_path / "ref.npz", images[:200])

@@ -13,8 +13,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.flops import CONVENTIONS, cost_report, euler_times, forward_gflops, forward_ops, prefix_ops, step_ops, suffix_ops
-from sgbench.guidance import REGISTRY, Models, build_guidance
+from sgbench.core.flow import eval_times
+from sgbench.core.flops import CONVENTIONS, cost_report, forward_gflops, forward_ops, prefix_ops, step_ops, suffix_ops
+from sgbench.core.guidance import REGISTRY, Models, build_guidance
 from sgbench.models.checkpoint import save_model
 from sgbench.models.sit import EDM, Masking, Route, SiT, preset
 
@@ -22,7 +23,7 @@ SIT_XL = preset("SiT-XL/2", routes=(Route(2, 24, 0.5),))
 
 
 def per_step(name, **params):
-    report = cost_report(build_guidance(name, **params), SIT_XL, euler_times(40))
+    report = cost_report(build_guidance(name, **params), SIT_XL, eval_times(40))
     return report["mean_per_step"]["no_sharing"]["paper"], report
 
 
@@ -155,7 +156,7 @@ def test_guided_step_matches_flop_counter(name, kind, monkeypatch):
 
 def test_cost_report_is_consistent_and_serialisable():
     method = build_guidance("sg", gs="linear:0.2:0.6", gw=0.9, interval="0.25:0.75")
-    times = euler_times(8)
+    times = eval_times(8)
     report = cost_report(method, SIT_XL, times)
     json.dumps(report)
     assert [s["t"] for s in report["per_step"]] == times
@@ -174,11 +175,11 @@ def test_cost_report_is_consistent_and_serialisable():
 
 def test_guide_config_is_counted_for_ag():
     small = preset("SiT-S/2")
-    report = cost_report(build_guidance("ag"), SIT_XL, euler_times(4), guide_config=small)
+    report = cost_report(build_guidance("ag"), SIT_XL, eval_times(4), guide_config=small)
     assert report["guide_model"] == "SiT-S/2"
     expected = forward_gflops(SIT_XL) + forward_gflops(small)
     assert report["mean_per_step"]["no_sharing"]["paper"] == pytest.approx(expected)
-    same = cost_report(build_guidance("ag"), SIT_XL, euler_times(4))  # no guide config: the main model's size
+    same = cost_report(build_guidance("ag"), SIT_XL, eval_times(4))  # no guide config: the main model's size
     assert same["mean_per_step"]["no_sharing"]["paper"] == pytest.approx(2 * forward_gflops(SIT_XL))
 
 
@@ -242,15 +243,15 @@ def test_flops_of_a_dense_preset_lists_no_sparse_guidance_by_default():
 def test_speed_refuses_numbers_below_one_before_building_the_model(option, value, monkeypatch):
     from test_cli import one_line_error
 
-    import sgbench.benchmarks.speed as speed
+    import sgbench.workflows.speed as speed
 
     monkeypatch.setattr(speed, "SiT", lambda *a, **k: pytest.fail("the model was built before the options were checked"))
     one_line_error(CliRunner().invoke(app, ["speed", "-g", "cfg", option, value]), f"Expected {option} >= 1 but got {value}")
 
 
 def test_speed_benchmark_times_every_method_and_forward():
-    from sgbench.guidance import build_guidance
-    from sgbench.benchmarks.speed import benchmark
+    from sgbench.core.guidance import build_guidance
+    from sgbench.workflows.speed import benchmark
 
     config = preset("Tiny-test", routes=(Route(1, 2, 0.5),))
     methods = [build_guidance("cfg", scale=2.0), build_guidance("sg", gs=0.5, gw=0.9)]
@@ -265,8 +266,8 @@ def test_speed_benchmark_times_every_method_and_forward():
 # ----------------------------------------------------------------------------------------------------
 # Text models: cross-attention in every forward, the encoder once per image
 
-from sgbench.conditioning import PromptConditioning, PromptSet  # noqa: E402
-from sgbench.flops import text_encoder_ops  # noqa: E402
+from sgbench.core.conditioning import PromptConditioning, PromptSet  # noqa: E402
+from sgbench.core.flops import text_encoder_ops  # noqa: E402
 from test_text_model import MASKED as TEXT_MASKED, ROUTED as TEXT_ROUTED, clip_text, clip_weights  # noqa: E402,F401
 
 TEXT_PROMPTS = ["a red bear", "", "a photo of a cat and dog"]
@@ -315,7 +316,7 @@ def test_guided_text_step_matches_flop_counter(name, monkeypatch):
 
 
 def test_cost_report_counts_the_text_encoder_once_per_image():
-    steps = euler_times(10)
+    steps = eval_times(10)
     text = text_encoder_ops(TEXT_ROUTED.text).gflops("paper")
     cfg = cost_report(build_guidance("cfg"), TEXT_ROUTED, steps)
     backbone = 2 * forward_gflops(TEXT_ROUTED) * 10

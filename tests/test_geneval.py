@@ -1,4 +1,4 @@
-"""Specifications of sgbench.geneval: GenEval's prompt procedure, its rules, the detector, the files."""
+"""Specifications of sgbench.evaluation.geneval: GenEval's prompt procedure, its rules, the detector, the files."""
 
 from __future__ import annotations
 
@@ -17,20 +17,20 @@ from typer.testing import CliRunner
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, RELATIONS, TASKS, describe, training_scene
-from sgbench.errors import SgbenchError
-from sgbench.geneval.detect import (
+from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation.geneval.detect import (
     CROP, DEFAULT_WEIGHTS, SHIFTS, Detection, ObjectClassifier, classify, find_parts, fit_color,
     load_object_classifier, read_training_record,
 )
-from sgbench.geneval.evaluate import evaluate_geneval, render_ground_truth, validate_geneval, validation_table
-from sgbench.geneval.files import export_geneval_layout, ingest_geneval_results, write_results_jsonl
-from sgbench.geneval.prompts import (
+from sgbench.evaluation.geneval.evaluate import evaluate_geneval, render_ground_truth, validate_geneval, validation_table
+from sgbench.evaluation.geneval.files import export_geneval_layout, ingest_geneval_results, write_results_jsonl
+from sgbench.evaluation.geneval.prompts import (
     DEFAULT_SEED, PROMPTS_FILE, generate_prompts, held_out_prompts, load_prompts, write_prompts,
 )
-from sgbench.geneval.rules import (
+from sgbench.evaluation.geneval.rules import (
     MAX_OBJECTS, correct_by_task, image_result, judge, keep_detections, relative_position, summarize,
 )
-from sgbench.geneval.train_classifier import FIT_PER_CLASS, SOURCES, fit_temperature, train_members
+from sgbench.evaluation.geneval.train_classifier import FIT_PER_CLASS, SOURCES, fit_temperature, train_members
 from sgbench.cli import app
 from test_cli import one_line_error
 

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from sgbench.flops import cost_report
-from sgbench.guidance import Models, build_guidance
+from sgbench.core.flops import cost_report
+from sgbench.core.guidance import Models, build_guidance
 from sgbench.models.checkpoint import load_model
-from sgbench.resources import assets_dir
+from sgbench.utils.resources import assets_dir
 from sgbench.sampling import class_conditioning, eval_times, generate
-from sgbench.text.prompts import PromptSet, prompt_conditioning
+from sgbench.core.conditioning import PromptSet, prompt_conditioning
 
 GOLDEN = Path(__file__).parent / "golden" / "guidance.json"
 NUM, STEPS, SEED, ATOL = 16, 4, 0, 2e-4
@@ -119,7 +119,7 @@ def test_golden_file_has_exactly_these_cases():
 
 
 def test_golden_covers_every_registered_method():
-    from sgbench.guidance import REGISTRY
+    from sgbench.core.guidance import REGISTRY
 
     assert {c[2] for c in CASES if c[0] == "animal-routed"} == set(REGISTRY)
     assert {c[2] for c in CASES if c[0] == "animal-scenes-routed"} == set(REGISTRY)

@@ -7,11 +7,11 @@ import torch
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.errors import SgbenchError
-from sgbench.guidance import REGISTRY, Branch, Models, Schedule, build_guidance, combine, plan, run_branches
-from sgbench.guidance.base import random_labels
+from sgbench.utils.errors import SgbenchError
+from sgbench.core.guidance import REGISTRY, Branch, Models, Schedule, build_guidance, combine, plan, run_branches
+from sgbench.core.guidance.base import random_labels
 from sgbench.models.sit import Masking, Route, SiT, num_kept, preset
-from sgbench.seeding import TOKENS, sample_generators
+from sgbench.core.seeding import TOKENS, sample_generators
 
 SEED, STEP, T = 7, 3, 0.4
 ALL = list(REGISTRY)

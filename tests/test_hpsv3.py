@@ -18,9 +18,9 @@ import torch
 import yaml
 from safetensors.torch import save_file
 
-from sgbench.errors import SgbenchError
-from sgbench.metrics import write_samples
-from sgbench.metrics.hpsv3_score import benchmark_means, hpsv3_scores, metric_records, read_prompts
+from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation import write_samples
+from sgbench.evaluation.hpsv3_score import benchmark_means, hpsv3_scores, metric_records, read_prompts
 
 PROMPTS = ["a bear in the snow", "a bowl of ramen", "two cats on a red sofa", "a giraffe", "a slice of cake"]
 CATEGORIES = ["animals", "food", "animals", "animals", "food"]  # unequal sizes: overall != pooled mean

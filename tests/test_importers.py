@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models import Route
 from sgbench.models.checkpoint import load_extra, load_model
 from sgbench.models.importers import import_checkpoint
@@ -194,7 +194,7 @@ def test_shape_inference_recognises_sit_xl2():
 
 
 def fake_vae_dir(path: Path) -> Path:
-    """What sgbench.vae.vae_identity reads: config.json and a weights file (no diffusers needed)."""
+    """What sgbench.models.vae.vae_identity reads: config.json and a weights file (no diffusers needed)."""
     path.mkdir()
     (path / "config.json").write_text(json.dumps({"_class_name": "AutoencoderKL", "latent_channels": 4, "scaling_factor": 0.18215}))
     (path / "diffusion_pytorch_model.safetensors").write_bytes(b"weights")

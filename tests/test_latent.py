@@ -11,13 +11,13 @@ import torch
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import load_model, save_model
-from sgbench.rundir import RunDir
+from sgbench.runs.rundir import RunDir
 from sgbench.sampling import DECODE_BATCH, SampleConfig, sample_run
 
 pytest.importorskip("diffusers")
-from sgbench.benchmarks.memory import tiny_latent_model, tiny_vae  # noqa: E402
+from sgbench.workflows.memory import tiny_latent_model, tiny_vae  # noqa: E402
 
 runner = CliRunner()
 
@@ -41,9 +41,9 @@ def images(run_dir):
 
 
 def test_samples_are_the_vaes_decoding_of_the_models_output(latent, tmp_path):
-    from sgbench.guidance import Models, build_guidance
+    from sgbench.core.guidance import Models, build_guidance
     from sgbench.sampling import class_conditioning, generate
-    from sgbench.vae import load_vae, vae_identity
+    from sgbench.models.vae import load_vae, vae_identity
 
     model, vae = latent
     out = run(model, vae, tmp_path / "r", guidance="cfg", guidance_params={"scale": 2.0})
@@ -87,7 +87,7 @@ def test_a_latent_model_without_a_vae_is_one_line_naming_what_to_get(latent, tmp
 
 
 def test_the_vae_recorded_in_the_checkpoint_decodes_without_vae(latent, tmp_path):
-    from sgbench.vae import vae_identity
+    from sgbench.models.vae import vae_identity
 
     model, vae = latent
     recorded = tmp_path / "recorded.safetensors"
@@ -123,8 +123,8 @@ def test_bf16_autocasts_the_model_forwards_only(latent, tmp_path):
 def test_imagenet_path_end_to_end_through_the_cli(latent, tmp_path, monkeypatch):
     """stats import-adm -> sample --vae -> eval fid --extractor inception -> compare --reference paper, with
     a random-weights InceptionV3 saved in torch-fidelity's format (its numbers mean nothing)."""
-    from sgbench.files import sha256_file
-    from sgbench.metrics.inception import InceptionExtractor
+    from sgbench.utils.files import sha256_file
+    from sgbench.evaluation.inception import InceptionExtractor
 
     model, vae = latent
     monkeypatch.setenv("SGBENCH_REFERENCE_STATS", str(tmp_path / "refs"))

@@ -1,4 +1,4 @@
-"""Specifications of sgbench.metrics: formulas against independent computations, invariances, refusals."""
+"""Specifications of sgbench.evaluation: formulas against independent computations, invariances, refusals."""
 
 from __future__ import annotations
 
@@ -11,18 +11,18 @@ import torch
 from scipy import linalg
 
 from sgbench.data.animal import load_animal_mnist
-from sgbench.errors import SgbenchError
-from sgbench.metrics import (
+from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation import (
     build_reference, create_extractor, evaluate, frechet_distance, import_adm, load_reference, open_images,
     precision_recall, read_manifest, write_samples,
 )
-from sgbench.metrics.animal_classifier import DEFAULT_WEIGHTS, read_model_card
-from sgbench.files import sha256_file
-from sgbench.metrics.base import to_rgb_nchw
-from sgbench.metrics.fd import RunningStats
-from sgbench.metrics.inception import WEIGHTS_FILENAME, resolve_inception_weights
-from sgbench.metrics.isc import inception_score
-from sgbench.metrics.reference import ReferenceEntry, _write_entry
+from sgbench.evaluation.animal_classifier import DEFAULT_WEIGHTS, read_model_card
+from sgbench.utils.files import sha256_file
+from sgbench.evaluation.base import to_rgb_nchw
+from sgbench.evaluation.fd import RunningStats
+from sgbench.evaluation.inception import WEIGHTS_FILENAME, resolve_inception_weights
+from sgbench.evaluation.isc import inception_score
+from sgbench.evaluation.reference import ReferenceEntry, _write_entry
 
 
 SHIPPED = Path(__file__).resolve().parents[1] / "reference_stats"
@@ -139,7 +139,7 @@ def test_precision_recall_on_constructed_sets():
 
 
 def test_manifold_radii_do_not_depend_on_the_block_size(monkeypatch):
-    from sgbench.metrics import prc
+    from sgbench.evaluation import prc
 
     x = np.random.default_rng(1).normal(size=(90, 8)).astype(np.float32)
     whole = prc.manifold_radii(x)

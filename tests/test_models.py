@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models import Masking, Route, SiT, num_kept, parse_route, preset, select_tokens
-from sgbench.seeding import sample_generators
+from sgbench.core.seeding import sample_generators
 
 
 def randomised(model: SiT) -> SiT:

@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from sgbench.conditioning import PromptSet
-from sgbench.errors import SgbenchError
-from sgbench.geneval.prompts import PROMPTS_FILE
-from sgbench.text.prompts import prompt_conditioning, prompt_ids, read_prompts
+from sgbench.core.conditioning import PromptSet
+from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation.geneval.prompts import PROMPTS_FILE
+from sgbench.core.conditioning import prompt_conditioning, prompt_ids
+from sgbench.text.prompts import read_prompts
 
 
 def test_geneval_metadata_is_read_whole():

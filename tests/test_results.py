@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from sgbench import results
 from sgbench.cli import app
-from sgbench.errors import SgbenchError
-from sgbench.files import atomic_savez
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import atomic_savez
 from sgbench.results.leaderboard import Row, assign_tiers
 from sgbench.results.records import load_run
-from sgbench.rundir import MetricRecord, RunDir, RunInfo
+from sgbench.runs.rundir import MetricRecord, RunDir, RunInfo
 
 REF, EXTRACTOR = "animal-all", "animal"
 DEFAULTS = {"unguided": {}, "cfg": {"scale": 1.5, "interval": [0.0, 1.0]},
@@ -28,7 +28,7 @@ def make_run(root: Path, name: str, *, method: str = "sg", params: dict | None =
              acc: float = 0.8, gflops: float = 1.0, ips: float = 50.0, steps: int = 10, num: int = 20,
              checkpoint: str = "ckpt/animal-routed.safetensors", metrics: bool = True, samples: bool = True,
              reference: str = REF, extractor: str = EXTRACTOR, ci: float | None = None) -> Path:
-    """A run directory written through sgbench.rundir as sample_run + evaluate write it (the numbers are
+    """A run directory written through sgbench.runs.rundir as sample_run + evaluate write it (the numbers are
     made up; `ci` gives every metric an interval of +-ci)."""
     d = root / name
     run = RunDir(d)

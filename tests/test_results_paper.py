@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.results.paper import TABLES_FILE, load_paper_tables, paper_rows
 
 
@@ -81,7 +81,7 @@ def test_the_imagenet_bench_recipe_is_table2(tmp_path):
     read yet (vae, sampling.precision) it validates with today's bench loader."""
     from pathlib import Path
 
-    from sgbench.bench import load_bench_recipe
+    from sgbench.workflows.bench import load_bench_recipe
 
     raw = yaml.safe_load((Path(__file__).parents[1] / "recipes" / "bench" / "imagenet-sit-xl2.yaml").read_text())
     assert raw.pop("vae") and raw["sampling"].pop("precision") == "bf16"

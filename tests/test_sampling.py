@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import save_model
 from sgbench.sampling import SampleConfig, eval_times, integrate, sample_run
@@ -176,7 +176,7 @@ def test_any_non_negative_seed_samples(checkpoint, tmp_path):
 
 
 def test_a_finished_run_whose_samples_changed_is_refused_not_kept(checkpoint, tmp_path):
-    from sgbench.files import atomic_savez
+    from sgbench.utils.files import atomic_savez
 
     out = run(checkpoint, tmp_path / "r")
     assert json.loads((out / "run.json").read_text())["samples"]["sha256"]

@@ -12,7 +12,7 @@ from sgbench.data.scenes import (
     BACKGROUND, COLORS, GAP, RELATIONS, caption_vocabulary, connected_parts, describe, relation_components,
     render_metadata, training_scene,
 )
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 
 def _same(a, b) -> bool:

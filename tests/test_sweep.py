@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sgbench import jobs, sweep
+from sgbench.workflows import jobs, sweep
 from sgbench.cli import app
-from sgbench.errors import SgbenchError
-from sgbench.files import atomic_savez
-from sgbench.rundir import MetricRecord, RunDir, State
-from sgbench.sweep import SweepLog, parse_grid, plan_sweep, run_sweep
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import atomic_savez
+from sgbench.runs.rundir import MetricRecord, RunDir, State
+from sgbench.workflows.sweep import SweepLog, parse_grid, plan_sweep, run_sweep
 
 
 def test_plan_skips_invalid_cells_with_the_reason(tmp_path):
@@ -96,7 +96,7 @@ def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
 
 def _has_animal_reference() -> bool:
     try:
-        from sgbench.metrics import read_manifest
+        from sgbench.evaluation import read_manifest
 
         return "animal-all" in read_manifest()
     except Exception:  # evaluation not importable yet
@@ -134,7 +134,7 @@ def test_a_bad_grid_value_is_refused_before_sampling(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.evaluation and reference_stats/animal-all")
 def test_an_unwritable_figures_folder_is_refused_before_sampling(tmp_path):
     ckpt = _toy(tmp_path / "toy.safetensors")
     out = tmp_path / "s"
@@ -146,7 +146,7 @@ def test_an_unwritable_figures_folder_is_refused_before_sampling(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.evaluation and reference_stats/animal-all")
 def test_a_reference_at_another_resolution_is_refused_before_sampling(tmp_path):
     ckpt = _toy(tmp_path / "toy16.safetensors", input_size=16)
     out = tmp_path / "s"
@@ -157,7 +157,7 @@ def test_a_reference_at_another_resolution_is_refused_before_sampling(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.evaluation and reference_stats/animal-all")
 def test_a_finished_cell_whose_samples_changed_is_refused_before_any_cell_runs(tmp_path):
     from sgbench.sampling import SampleConfig, sample_run
 
@@ -177,7 +177,7 @@ def test_the_image_size_checked_before_sampling_is_the_size_sampled(tmp_path):
 
     configs = [SampleConfig(checkpoint=str(_toy(tmp_path / "toy16.safetensors", input_size=16)), out=str(tmp_path / "p"), num=2, steps=1)]
     try:
-        from sgbench.benchmarks.memory import tiny_latent_model, tiny_vae
+        from sgbench.workflows.memory import tiny_latent_model, tiny_vae
 
         model, vae = tiny_latent_model(tmp_path / "latent.safetensors"), tiny_vae(tmp_path / "vae")
         configs.append(SampleConfig(checkpoint=str(model), vae=str(vae), out=str(tmp_path / "l"), num=2, steps=1))
@@ -188,7 +188,7 @@ def test_the_image_size_checked_before_sampling_is_the_size_sampled(tmp_path):
             assert f["arr_0"].shape[1:3] == (jobs.image_size(config),) * 2
 
 
-@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.metrics and reference_stats/animal-all")
+@pytest.mark.skipif(not _has_animal_reference(), reason="needs sgbench.evaluation and reference_stats/animal-all")
 def test_sweep_end_to_end(tmp_path):
     """A real tiny sweep through the CLI: cells sampled and evaluated, the invalid one skipped, figures
     written; the rerun redoes nothing; compare reads the cells."""

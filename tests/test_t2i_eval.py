@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 from sgbench import results
 from sgbench.cli import app
 from sgbench.data.scenes import TASKS, caption_vocabulary
-from sgbench.geneval.prompts import PROMPTS_FILE, load_prompts
+from sgbench.evaluation.geneval.prompts import PROMPTS_FILE, load_prompts
 from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import save_model
-from sgbench.models.sit import TextConfig
-from sgbench.rundir import RunDir
+from sgbench.text.encoder import TextConfig
+from sgbench.runs.rundir import RunDir
 from test_cli import one_line_error
 from test_geneval import read_only_folder
 

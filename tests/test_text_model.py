@@ -13,12 +13,12 @@ from safetensors.torch import load_file
 
 from conftest import assert_float32_close
 
-from sgbench.conditioning import ClassConditioning, PromptConditioning, PromptSet, random_labels
-from sgbench.errors import SgbenchError
-from sgbench.guidance import REGISTRY, Models, build_guidance
+from sgbench.core.conditioning import ClassConditioning, PromptConditioning, PromptSet, random_labels
+from sgbench.utils.errors import SgbenchError
+from sgbench.core.guidance import REGISTRY, Models, build_guidance
 from sgbench.models.checkpoint import load_model, save_model
 from sgbench.models.sit import Masking, Route, SiT, num_kept, preset
-from sgbench.seeding import TOKENS, sample_generators
+from sgbench.core.seeding import TOKENS, sample_generators
 from sgbench.text import TextConfig, TextEmbedding
 from test_guidance import randomised  # every parameter perturbed: adaLN-Zero and zeroed cross-attention start at the identity
 

@@ -15,11 +15,11 @@ import torch
 from typer.testing import CliRunner
 
 from sgbench.cli import app
-from sgbench.guidance import REGISTRY
+from sgbench.core.guidance import REGISTRY
 from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import save_model
-from sgbench.models.sit import TextConfig
-from sgbench.rundir import RunDir
+from sgbench.text.encoder import TextConfig
+from sgbench.runs.rundir import RunDir
 
 runner = CliRunner()
 VOCAB = ("a", "photo", "of", "bear", "cat", "cats", "red", "blue", "two", "and", "left")

@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from sgbench.config import load_train_recipe
-from sgbench.errors import SgbenchError
+from sgbench.workflows.recipes import load_train_recipe
+from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import load_model
-from sgbench.train import batch_indices, ema_decay_at, train, training_time
+from sgbench.workflows.train import batch_indices, ema_decay_at, train, training_time
 
 TINY = {
     "name": "tiny",

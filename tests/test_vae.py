@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -32,7 +32,7 @@ def images(n=3, size=16, seed=0):
 
 
 def test_encode_is_the_scaled_posterior_mean_and_decode_rounds_like_dit(vae_dir):
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     vae = load_vae(vae_dir)
     original = diffusers.AutoencoderKL.from_pretrained(vae_dir).eval()
@@ -50,7 +50,7 @@ def test_encode_is_the_scaled_posterior_mean_and_decode_rounds_like_dit(vae_dir)
 
 
 def test_results_do_not_depend_on_the_batch_size(vae_dir):
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     vae = load_vae(vae_dir)
     x = images(5)
@@ -60,7 +60,7 @@ def test_results_do_not_depend_on_the_batch_size(vae_dir):
 
 
 def test_identity_names_config_and_weights(vae_dir, tmp_path):
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     a, b = load_vae(vae_dir).identity, load_vae(vae_dir).identity
     assert a == b and len(a["weights_sha256"]) == 64 and a["scaling_factor"] == 0.18215
@@ -72,7 +72,7 @@ def test_identity_names_config_and_weights(vae_dir, tmp_path):
 def test_a_pipeline_directory_with_a_vae_subfolder_loads(vae_dir, tmp_path):
     import shutil
 
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     shutil.copytree(vae_dir, tmp_path / "sd" / "vae")
     assert load_vae(tmp_path / "sd").identity["weights_sha256"] == load_vae(vae_dir).identity["weights_sha256"]
@@ -80,7 +80,7 @@ def test_a_pipeline_directory_with_a_vae_subfolder_loads(vae_dir, tmp_path):
 
 @pytest.mark.parametrize("source", ["missing-dir", "no-such-org/no-such-vae"])
 def test_a_missing_vae_is_one_line_naming_what_to_get(tmp_path, source):
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     where = str(tmp_path / source) if source == "missing-dir" else source
     with pytest.raises(SgbenchError, match=r"stabilityai/sd-vae-ft-ema.*--vae DIR") as e:
@@ -89,7 +89,7 @@ def test_a_missing_vae_is_one_line_naming_what_to_get(tmp_path, source):
 
 
 def test_encode_refuses_float_images(vae_dir):
-    from sgbench.vae import load_vae
+    from sgbench.models.vae import load_vae
 
     with pytest.raises(SgbenchError, match=r"Expected uint8 images \(N, H, W, 3\)"):
         load_vae(vae_dir).encode(np.zeros((1, 16, 16, 3), np.float32))

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 DATA_FILE = Path(__file__).parent / "animal_mnist" / "animal_mnist.npz"
 CLASS_NAMES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra")

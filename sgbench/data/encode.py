@@ -4,7 +4,7 @@
     torchrun --nproc_per_node 8 -m sgbench.cli data encode ...   # the same shards, 8x faster
 
 Images (class folders, sorted as torchvision's ImageFolder sorts them) go through ADM's centre crop
-(`center_crop_arr`), optionally also mirrored, and the VAE's encoder (`sgbench.vae`: scaled posterior
+(`center_crop_arr`), optionally also mirrored, and the VAE's encoder (`sgbench.models.vae`: scaled posterior
 means). The output directory holds:
 
     manifest.json        classes, per-class counts, the VAE's identity and where it was loaded from (which
@@ -14,8 +14,8 @@ means). The output directory holds:
                          flipped (n,) bool; with --flip each image appears twice (as is, then mirrored)
 
 Shard k holds images k*shard_size ... (k+1)*shard_size - 1 and is written by process k % world
-(rank and world from torch.distributed, which `sgbench.distributed.init` joins under torchrun). Each
-shard is written atomically (sgbench.files), so a rerun skips finished shards and redoes only the
+(rank and world from torch.distributed, which `sgbench.utils.distributed.init` joins under torchrun). Each
+shard is written atomically (sgbench.utils.files), so a rerun skips finished shards and redoes only the
 missing ones, and 1 or N processes write identical shards.
 """
 
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from sgbench import distributed
-from sgbench.errors import SgbenchError
-from sgbench.files import atomic_savez, atomic_write_json, read_json
-from sgbench.progress import Bar
+from sgbench.utils import distributed
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import atomic_savez, atomic_write_json, read_json
+from sgbench.utils.progress import Bar
 
 SCHEMA = 1
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
@@ -87,7 +87,7 @@ def load_image(path: Path, size: int) -> np.ndarray:
 def encode_dataset(
     root: str | Path,
     out: str | Path,
-    vae,                                  # sgbench.vae.VAE
+    vae,                                  # sgbench.models.vae.VAE
     *,
     size: int = 256,                      # image side after the centre crop
     flip: bool = False,                   # also encode every image mirrored left-right
@@ -149,7 +149,7 @@ def _manifest(root, classes, items, vae_identity: dict, *, size: int, flip: bool
         "flip": flip,
         "shard_size": shard_size,
         "num_shards": -(-len(items) // shard_size),
-        "latents": "scaled posterior mean (sgbench.vae)",
+        "latents": "scaled posterior mean (sgbench.models.vae)",
         "vae": {k: v for k, v in vae_identity.items() if k != "source"},
         "vae_source": vae_identity["source"],
     }

@@ -35,7 +35,6 @@ have. `tag` is the GenEval task whose generator makes that structure, or "mixed"
 from __future__ import annotations
 
 import json
-import math
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -45,40 +44,10 @@ from PIL import Image
 from scipy import ndimage
 
 from sgbench.data.animal import CLASS_NAMES, load_animal_mnist
-from sgbench.errors import SgbenchError
-
-# ---------------------------------------------------------------------------------------------------
-# GenEval's words (djghosh13/geneval prompts/create_prompts.py), in its order.
-
-COLORS: dict[str, tuple[int, int, int]] = {  # GenEval's ten colours; each far from BACKGROUND and from each other
-    "red": (220, 20, 30),
-    "orange": (255, 140, 0),
-    "yellow": (250, 230, 20),
-    "green": (20, 170, 40),
-    "blue": (30, 70, 230),
-    "purple": (140, 40, 200),
-    "pink": (255, 130, 200),
-    "brown": (120, 60, 10),
-    "black": (0, 0, 0),
-    "white": (255, 255, 255),
-}
-BACKGROUND: tuple[int, int, int] = (128, 128, 128)
-RELATIONS = ("left of", "right of", "above", "below")
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
-TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
-MIN_COUNT, MAX_COUNT = 2, 4  # GenEval's counting range; at most MAX_COUNT objects in any scene
-MAX_OBJECTS = 4
-
-
-def with_article(word: str) -> str:
-    """GenEval's article rule: "an" before a vowel letter."""
-    return f"an {word}" if word[0] in "aeiou" else f"a {word}"
-
-
-def plural(name: str) -> str:
-    """GenEval's plural rule: "es" after a final s, else "s" (so "sheeps")."""
-    return f"{name}es" if name.endswith("s") else f"{name}s"
-
+from sgbench.data.geneval_words import (  # noqa: F401  GenEval's words, importable from here as before
+    BACKGROUND, COLORS, MAX_COUNT, MAX_OBJECTS, MIN_COUNT, NUMBER_WORDS, RELATIONS, TASKS, plural, relation_components, with_article,
+)
+from sgbench.utils.errors import SgbenchError
 
 # ---------------------------------------------------------------------------------------------------
 # Scenes
@@ -90,7 +59,6 @@ EDGE = 1  # px of background between an object and the canvas border
 ALPHA_CUTOFF = 0.3  # silhouette intensities below this become background, so every drawn pixel stands out
 RELATION_MARGIN = 0.15  # an asked relation holds with |d| >= 0.5 + margin on its axis ...
 CROSS_LIMIT = 0.35  # ... and |d| <= this on the other axis, so that it is the only relation that holds
-POSITION_THRESHOLD = 0.1  # GenEval's box-size shrink (evaluation/evaluate_images.py)
 MIN_SPRITE = 10  # px; smaller silhouettes lose their shape (and shrink under the detector's 6 px speck limit)
 
 
@@ -114,14 +82,14 @@ class Scene:
 
 
 def _check_sizes(canvas: int, sprite: int) -> None:
-    if not MIN_SPRITE <= sprite <= canvas // 2 - GAP - _jitter(sprite):
+    if not MIN_SPRITE <= sprite <= canvas // 2 - GAP - jittered_size(sprite):
         raise SgbenchError(
             f"Expected {MIN_SPRITE} <= sprite <= canvas/2 - {GAP} - sprite/8 (four objects must fit the canvas "
             f"quadrants) but got canvas {canvas}, sprite {sprite}"
         )
 
 
-def _jitter(sprite: int) -> int:
+def jittered_size(sprite: int) -> int:
     return max(1, round(sprite / 8))
 
 
@@ -141,7 +109,7 @@ _TINTS = {name: np.asarray(rgb, np.float32) - _BACKGROUND for name, rgb in COLOR
 _SPRITES: dict[tuple[str, int, int, int], np.ndarray] = {}  # <= 10,000 x (2 jitter + 1) small arrays per sprite
 
 
-def _sprite(split: str, class_id: int, which: int, longest: int) -> np.ndarray:
+def tinted_sprite(split: str, class_id: int, which: int, longest: int) -> np.ndarray:
     """Alpha float32 (h, w) in [0, 1], longest side `longest` (minus trimmed faint rows), one object; cached.
 
     Resized with antialiasing, intensities below ALPHA_CUTOFF zeroed, pieces farther than GAP - 1 px
@@ -182,24 +150,6 @@ def _main_part(mask: np.ndarray) -> np.ndarray:
     if n == 1:
         return mask
     return labels == np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]) + 1
-
-
-def relation_components(box_a, box_b) -> tuple[float, float]:
-    """GenEval's normalised offset (dx, dy) of box A from box B (evaluation/evaluate_images.py).
-
-    offset = centre_a - centre_b; each axis shrunk towards 0 by 0.1 x (size_a + size_b) and clamped
-    at 0 (sign kept); divided by |offset|. dx < -0.5: A left of B, dx > 0.5: right of; dy < -0.5:
-    above, dy > 0.5: below (image rows grow downwards). (0, 0) when the shrunk offset vanishes.
-    """
-    ax1, ay1, ax2, ay2 = box_a[:4]
-    bx1, by1, bx2, by2 = box_b[:4]
-    ox, oy = (ax1 + ax2 - bx1 - bx2) / 2, (ay1 + ay2 - by1 - by2) / 2
-    rx = math.copysign(max(abs(ox) - POSITION_THRESHOLD * ((ax2 - ax1) + (bx2 - bx1)), 0.0), ox)
-    ry = math.copysign(max(abs(oy) - POSITION_THRESHOLD * ((ay2 - ay1) + (by2 - by1)), 0.0), oy)
-    if abs(rx) < 1e-3 and abs(ry) < 1e-3:
-        return 0.0, 0.0
-    norm = math.hypot(ox, oy)
-    return rx / norm, ry / norm
 
 
 def _clearly(relation: str, box_a, box_b) -> bool:
@@ -286,14 +236,14 @@ def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, sp
     Returns (image uint8 (canvas, canvas, 3), [SceneObject]) with objects in group order.
     """
     crops = _crops(split)
-    jitter = _jitter(sprite)
+    jitter = jittered_size(sprite)
     members, alphas, constraints = [], [], []
     start = []
     for g, (name, count, color) in enumerate(groups):
         start.append(len(members))
         class_id = CLASS_NAMES.index(name)
         for _ in range(count):
-            alpha = _sprite(split, class_id, rng.randrange(len(crops[class_id])), sprite + rng.randint(-jitter, jitter))
+            alpha = tinted_sprite(split, class_id, rng.randrange(len(crops[class_id])), sprite + rng.randint(-jitter, jitter))
             if rng.random() < 0.5:
                 alpha = alpha[:, ::-1]
             members.append((name, color or rng.choice(tuple(COLORS))))

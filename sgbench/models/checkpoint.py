@@ -1,7 +1,7 @@
 """Model checkpoints: safetensors weights with the model's config in the file's metadata. No pickle.
 
 One file holds everything needed to rebuild the model (`load_model(path)`), so a checkpoint can't be
-paired with the wrong config. Training checkpoints (optimizer, EMA, RNG) live in `sgbench.train`.
+paired with the wrong config. Training checkpoints (optimizer, EMA, RNG) live in `sgbench.workflows.train`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
 
-from sgbench.errors import SgbenchError
-from sgbench.files import _tmp
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import _tmp
 from sgbench.models.sit import ModelConfig, SiT
 
 CONFIG_KEY = "sgbench_model_config"

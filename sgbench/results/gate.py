@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from sgbench.errors import SgbenchError
-from sgbench.files import atomic_write_json
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import atomic_write_json
 from sgbench.results.leaderboard import Leaderboard
 from sgbench.results.records import COLUMNS, column_key
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 TABLES_FILE = Path(__file__).resolve().parents[1] / "data" / "paper_tables.yaml"
 SCHEMA = 1
@@ -145,7 +145,7 @@ def _table(raw: dict, where: str) -> PaperTable:
 
 
 def _row(raw: dict, number: int, table: dict, keys: list[str], where: str) -> PaperRow:
-    from sgbench.guidance import REGISTRY
+    from sgbench.core.guidance import REGISTRY
 
     _keys(raw, _ROW_KEYS, {"label", "metrics"}, where)
     metrics = raw["metrics"]

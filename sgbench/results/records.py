@@ -1,6 +1,6 @@
 """Run directories -> records: one evaluated configuration each, or the problem that keeps it out.
 
-Pure bookkeeping over files (no torch): a run is read through sgbench.rundir, never re-run. Every
+Pure bookkeeping over files (no torch): a run is read through sgbench.runs.rundir, never re-run. Every
 directory given ends up either as a record or as a Problem with the reason (no run.json, sampling
 unfinished, not evaluated, evaluated against another reference, metrics of other samples ...);
 nothing is dropped silently.
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from sgbench.errors import SgbenchError
-from sgbench.rundir import RunDir, RunInfo, State, expand
+from sgbench.utils.errors import SgbenchError
+from sgbench.runs.rundir import RunDir, RunInfo, State, expand
 
 # ----------------------------------------------------------------------------------------------------
 # Columns: key, header, direction (-1 lower is better, +1 higher is better), format, help

@@ -17,7 +17,7 @@ import dataclasses
 import io
 import json
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.results.leaderboard import Leaderboard, Row
 from sgbench.results.paper import PaperRow, PaperTable
 from sgbench.results.records import COLUMNS, COST_COLUMNS
@@ -210,7 +210,7 @@ def _show(value) -> str:
 
 def guidance_table() -> str:
     """`sgbench guidance list`: every registered method, its formula, branches, parameters and defaults."""
-    from sgbench.guidance import REGISTRY, build_guidance
+    from sgbench.core.guidance import REGISTRY, build_guidance
 
     rows = []
     for name in REGISTRY:
@@ -272,7 +272,7 @@ def speed_table(result: dict, *, title: str) -> str:
 
 def geneval_table(reports: dict) -> str:
     """GenEval reports (name -> GenevalReport) as a table: each task's score and the overall."""
-    from sgbench.data.scenes import TASKS
+    from sgbench.data.geneval_words import TASKS
 
     rows = [[name, *(f"{r.task_scores[t]:.3f}" if t in r.task_scores else "-" for t in TASKS), f"{r.overall:.3f}",
              str(len(r.results))] for name, r in reports.items()]

@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 CACHE_SIZE = 50_000  # prompts whose tower features are kept (a few KB each: only the real tokens)
 

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 ENCODERS = ("embedded", "open_clip")  # the single source of the encoder names
 

@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
-import torch
 
-from sgbench.conditioning import PromptConditioning, PromptSet
-from sgbench.errors import SgbenchError
-from sgbench.files import cached_sha256
-from sgbench.rundir import RunDir
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import cached_sha256
+from sgbench.runs.rundir import RunDir
 
 FORMATS = "GenEval's evaluation_metadata.jsonl (one JSON object with 'prompt' per line) or a text file with one prompt per line"
 
@@ -51,24 +48,6 @@ def read_prompts(path: str | Path) -> list[dict]:
             raise SgbenchError(f"{path} line {n}: expected 'prompt' to be a non-empty string but got {record['prompt']!r}")
         records.append(record)
     return records
-
-
-def prompt_ids(indices: Sequence[int], images_per_prompt: int) -> torch.Tensor:
-    """The prompt of each sample index (B,) long: i // images_per_prompt."""
-    if images_per_prompt < 1:
-        raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {images_per_prompt}")
-    return torch.tensor([int(i) // images_per_prompt for i in indices], dtype=torch.long)
-
-
-def prompt_conditioning(prompt_set: PromptSet, indices: Sequence[int], images_per_prompt: int) -> PromptConditioning:
-    """The conditioning of samples `indices` (what `GuidanceMethod.velocity(conditioning=...)` takes)."""
-    ids = prompt_ids(indices, images_per_prompt)
-    if len(ids) and int(ids.max()) >= len(prompt_set):
-        raise SgbenchError(
-            f"Sample {max(indices)} needs prompt {int(ids.max())} but there are {len(prompt_set)} prompts "
-            f"({images_per_prompt} images each: at most {len(prompt_set) * images_per_prompt} samples)"
-        )
-    return PromptConditioning(prompt_set, ids)
 
 
 def prompt_set_name(path: str | Path) -> str:

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 
 PAD, START = 0, 1
 WORD = re.compile(r"[a-z0-9]+")

@@ -16,13 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import check_destination, save_model
 from sgbench.models.importers import dit, maskdit, sit, tread
-from sgbench.files import sha256_file
+from sgbench.utils.files import sha256_file
 from sgbench.models.importers.common import origin, read_checkpoint, state_dict_of
 from sgbench.models.sit import ModelConfig, Route, SiT
-from sgbench.vae import vae_identity
+from sgbench.models.vae import vae_identity
 
 KINDS = {  # name -> the module that converts it (its docstring is the kind's help; dit's says why it is refused)
     "tread": tread,

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import read_tensors
-from sgbench.models.sit import SIZES, sincos_pos_embed
+from sgbench.models.config import SIZES
+from sgbench.models.layers import sincos_pos_embed
 
 # DiT's size table: the number of heads is not in the weights, so it is looked up by width.
 HEADS_BY_WIDTH = {d: heads for d, _, heads in SIZES.values()} | {1280: 16}  # + MaskDiT's DiT-H

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models.importers.common import (
     DIT_KEYS,
     check_pos_embed,

@@ -20,7 +20,7 @@ recorded in the imported model's config; a model trained without routing must be
 
 from __future__ import annotations
 
-from sgbench.errors import SgbenchError
+from sgbench.utils.errors import SgbenchError
 from sgbench.models.importers.common import (
     DIT_KEYS,
     check_pos_embed,

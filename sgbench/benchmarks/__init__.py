@@ -1,1 +1,0 @@
-"""Benchmarks: commands that print figures (wall time, memory), never timed tests."""

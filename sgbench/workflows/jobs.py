@@ -1,0 +1,90 @@
+"""One unit of work of `bench` and `sweep`: a configuration sampled into its run directory, then evaluated
+(class runs against reference statistics, text runs with the offline GenEval), keeping whatever is
+already done (finished samples with the same identity, metrics on those samples).
+
+Everything a job needs is checked by `check_jobs` before the first one runs, so a bad cell never
+surfaces after an hour of sampling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation.evaluate import evaluate
+from sgbench.evaluation.reference import check_reference, load_reference, reference_name
+from sgbench.runs.rundir import RunDir
+from sgbench.text.prompts import prompt_set_name
+from sgbench.sampling import SampleConfig, is_latent, resolve_decoder, sample_run
+
+MIN_SAMPLES = 10  # the Inception Score's 10 splits
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    extractor: str = "animal"
+    ref: str = "animal-all"
+
+
+def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
+    """Validate every configuration and the reference before anything runs. Text runs (prompts) are
+    scored with GenEval, which needs prompts with GenEval metadata; class runs with `evaluation`."""
+    from sgbench.evaluation.geneval.run import check_geneval_metadata
+    from sgbench.models.checkpoint import read_metadata
+    from sgbench.text.prompts import read_prompts
+
+    if any(c.prompts is None for c in configs):
+        check_reference(evaluation.ref, evaluation.extractor)
+    for config in configs:
+        config.validate()
+        config.method()
+        if config.prompts is not None:
+            check_geneval_metadata(read_prompts(config.prompts), config.prompts)
+        elif config.num < MIN_SAMPLES:
+            raise SgbenchError(f"Expected at least {MIN_SAMPLES} samples per configuration (the Inception Score's splits) "
+                               f"but {config.out} asks for {config.num}")
+        for path in filter(None, (config.checkpoint, config.guide)):
+            read_metadata(path)  # exists and is a readable sgbench checkpoint
+        RunDir(config.out).is_finished(config.identity())  # refuses a finished run whose samples.npz changed, now
+    class_runs = [c for c in configs if c.prompts is None]
+    if class_runs:  # evaluation compares the two (Reference.check_compatible); here before any sampling
+        entry = load_reference(evaluation.ref).entry
+        for config in class_runs:
+            size = image_size(config)
+            if size != entry.resolution:
+                raise SgbenchError(f"Expected samples at the reference's resolution {entry.resolution}x{entry.resolution} but "
+                                   f"{config.checkpoint} makes {size}x{size} images (reference '{entry.name}'); "
+                                   f"choose a --ref built at {size}x{size}")
+
+
+def image_size(config: SampleConfig) -> int:
+    """The side of the images a configuration samples: the model's input size for a pixel model, times
+    its VAE's upsampling for a latent one (read from the files; nothing is loaded)."""
+    from sgbench.models.checkpoint import read_config
+    from sgbench.models.vae import upsampling_factor
+
+    model = read_config(config.checkpoint)
+    if not is_latent(model):
+        return model.input_size
+    return model.input_size * upsampling_factor(resolve_decoder(config)["source"])
+
+
+def sample_and_evaluate(config: SampleConfig, evaluation: Evaluation, *, progress: bool = True) -> str:
+    """Returns what happened: 'kept' (finished and evaluated already), 'evaluated' or 'sampled'."""
+    from sgbench.evaluation.geneval import run as geneval
+
+    run = RunDir(config.out)
+    sampled = run.is_finished(config.identity())
+    if config.prompts is None:
+        scored = sampled and run.has_metric("fid", evaluation.extractor, reference_name(evaluation.ref), config.num)
+    else:
+        scored = sampled and run.has_metric("geneval", geneval.OFFLINE, prompt_set_name(config.prompts), config.num)
+    if scored:
+        return "kept"
+    if not sampled:
+        sample_run(config, progress=progress)
+    if config.prompts is None:
+        evaluate(run.path, evaluation.ref, evaluation.extractor)
+    else:
+        geneval.evaluate_run(run.path)
+    return "evaluated" if sampled else "sampled"
