@@ -19,3 +19,8 @@ def test_import_linter_contracts_hold(capsys):
         os.chdir(cwd)
     assert status == EXIT_STATUS_SUCCESS, capsys.readouterr().out[-4000:]
 
+
+
+def test_no_module_over_500_lines():
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "sgbench").rglob("*.py") if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, f"modules over 500 lines: {long}"

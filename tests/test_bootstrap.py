@@ -38,3 +38,17 @@ def test_mean_and_statistic_intervals_resample_per_sample_values():
     means = [np.repeat(values, c).mean() for c in draws]
     assert bootstrap.mean_interval(values, draws) == pytest.approx(bootstrap.percentile_interval(np.asarray(means)))
     assert bootstrap.statistic_interval(values, np.mean, draws) == pytest.approx(bootstrap.mean_interval(values, draws))
+
+
+def test_stratified_replicates_draw_within_each_group_and_average_the_groups():
+    rng = np.random.default_rng(1)
+    groups = {"a": rng.random(9), "b": rng.random(4), "c": (rng.random(13) < 0.5)}  # GenEval's tasks are bools
+    per_group, overall = bootstrap.stratified_replicates(groups, 25)
+    assert list(per_group) == ["a", "b", "c"]
+    for k, (name, x) in enumerate(groups.items()):  # group k resamples only itself, its draws seeded k
+        want = [np.repeat(x.astype(np.float64), c).mean() for c in bootstrap.counts(len(x), 25, seed=k)]
+        np.testing.assert_allclose(per_group[name], want, rtol=1e-12)
+    # each replicate of the mean over groups is the unweighted mean of the groups' replicates
+    np.testing.assert_allclose(overall, (per_group["a"] + per_group["b"] + per_group["c"]) / 3, rtol=1e-12)
+    assert bootstrap.stratified_replicates(groups, 0) == ({}, None)
+    assert bootstrap.stratified_replicates({}, 25) == ({}, None)

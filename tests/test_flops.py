@@ -197,7 +197,7 @@ def test_cli_flops_table2():
 
 def test_cli_flops_json_and_errors():
     runner = CliRunner()
-    result = runner.invoke(app, ["flops", "--route", "2:24", "-g", "sg", "--gs", "0.5", "--gw", "0.9", "--json"])
+    result = runner.invoke(app, ["flops", "--route", "2:24", "-g", "sg", "--gs", "0.5", "--gw", "0.9", "--format", "json"])
     assert result.exit_code == 0, result.output
     (report,) = json.loads(result.output)
     assert report["mean_per_step"]["no_sharing"]["paper"] == pytest.approx(97.67, rel=1e-3)
@@ -215,7 +215,7 @@ def test_flops_refuses_a_guide_model_for_methods_that_run_none():
                    "--guide-model is a preset for ag and ag+sg; cfg runs no guide model: drop --guide-model")
     one_line_error(runner.invoke(app, ["flops", "--route", "2:24", "-g", "cfg", "-g", "sg", "--guide-model", "SiT-B/2"]),
                    "cfg, sg run no guide model: drop --guide-model")
-    result = runner.invoke(app, ["flops", "--route", "2:24", "-g", "cfg", "-g", "ag", "--guide-model", "SiT-B/2", "--json"])
+    result = runner.invoke(app, ["flops", "--route", "2:24", "-g", "cfg", "-g", "ag", "--guide-model", "SiT-B/2", "--format", "json"])
     assert result.exit_code == 0, result.output  # the guide model prices ag's guide branch
     assert [r["guide_model"] for r in json.loads(result.stdout)] == [None, "SiT-B/2"]
 
@@ -234,7 +234,7 @@ def test_flops_refuses_a_checkpoint_together_with_preset_options(tmp_path):
 
 
 def test_flops_of_a_dense_preset_lists_no_sparse_guidance_by_default():
-    result = CliRunner().invoke(app, ["flops", "--model", "DiT-XL/2", "--json"])
+    result = CliRunner().invoke(app, ["flops", "--model", "DiT-XL/2", "--format", "json"])
     assert result.exit_code == 0, result.output
     assert [r["method"] for r in json.loads(result.stdout)] == ["unguided", "cfg"]
 

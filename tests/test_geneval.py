@@ -108,12 +108,12 @@ def test_held_out_prompts_are_the_shipped_strings_and_training_never_says_them()
 
 def test_geneval_prompts_into_a_read_only_folder_names_the_path(tmp_path):
     out = read_only_folder(tmp_path / "ro") / "prompts.jsonl"
-    one_line_error(runner.invoke(app, ["geneval", "prompts", "-o", str(out)]), f"Cannot write {out}: Permission denied")
+    one_line_error(runner.invoke(app, ["geneval", "prompts", "--file", str(out)]), f"Cannot write {out}: Permission denied")
     assert list((tmp_path / "ro").iterdir()) == []
 
 
 def test_geneval_prompts_refuses_a_negative_seed():
-    one_line_error(runner.invoke(app, ["geneval", "prompts", "-o", "unused.jsonl", "--seed", "-1"]),
+    one_line_error(runner.invoke(app, ["geneval", "prompts", "--file", "unused.jsonl", "--seed", "-1"]),
                    "Expected --seed >= 0 but got -1")
 
 
@@ -316,6 +316,7 @@ def test_score_is_the_softmax_of_the_averaged_logits_over_the_temperature():
     np.testing.assert_allclose(classify(classifier, crops), (mean / 0.7).softmax(-1).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_members_trained_side_by_side_equal_members_trained_in_turn():
     crops, labels = _crops(48), np.arange(48) % 10
     options = dict(members=2, seed=3, threads=1, epochs=1, batch_size=16, lr=1e-3, weight_decay=0.0)

@@ -170,6 +170,7 @@ def test_fid_against_itself_is_zero_and_results_do_not_depend_on_batch_size(ref_
                and r["weights_sha256"] == sha256_file(DEFAULT_WEIGHTS) for r in records)
 
 
+@pytest.mark.slow
 def test_inception_path_end_to_end_with_random_weights(ref_dir, tmp_path):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)

@@ -28,6 +28,7 @@ ROUTED = preset("Tiny-test", routes=(Route(1, 2, 0.5),))
 MASKED = preset("Tiny-test", masking=Masking(rate=0.5, decoder_depth=2, decoder_width=16, decoder_heads=2))
 
 
+@pytest.mark.slow
 def test_presets_match_dit_sizes():
     model = SiT(preset("SiT-XL/2"))
     assert round(sum(p.numel() for p in model.parameters()) / 1e6) == 675  # DiT-XL/2's 675M

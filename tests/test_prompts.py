@@ -9,7 +9,8 @@ from sgbench.core.conditioning import PromptSet
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation.geneval.prompts import PROMPTS_FILE
 from sgbench.core.conditioning import prompt_conditioning, prompt_ids
-from sgbench.text.prompts import read_prompts
+from sgbench.text.prompts import read_prompt_file, read_prompts
+from sgbench.utils.files import sha256_file
 
 
 def test_geneval_metadata_is_read_whole():
@@ -43,6 +44,16 @@ def test_bad_prompt_files_are_one_clear_line(tmp_path, content, message):
     with pytest.raises(SgbenchError, match=message) as error:
         read_prompts(path)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("content,is_jsonl", [(b'{"prompt": "a bear"}\n\n{"prompt": "a cat"}\n', True), (b"a bear\n\na cat", False)])
+def test_a_prompt_file_is_its_bytes_their_sha256_and_its_records_from_one_read(tmp_path, content, is_jsonl):
+    """What a text run copies and records: the file's exact bytes (blank lines too) and their sha256."""
+    path = tmp_path / "p"
+    path.write_bytes(content)
+    prompts = read_prompt_file(path)
+    assert prompts.data == content and prompts.sha256 == sha256_file(path) and prompts.is_jsonl == is_jsonl
+    assert prompts.records == read_prompts(path) and prompts.texts == ["a bear", "a cat"]
 
 
 def test_missing_prompt_file(tmp_path):

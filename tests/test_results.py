@@ -190,7 +190,7 @@ def test_cli_formats_and_output(runs, tmp_path):
     assert r.exit_code == 0, r.output
     assert len(json.loads(r.stdout)["rows"]) == 5
     out = tmp_path / "lb.csv"
-    r = runner.invoke(app, ["compare", str(runs), "--format", "csv", "--out", str(out), "--sort", "fid"])
+    r = runner.invoke(app, ["compare", str(runs), "--format", "csv", "--file", str(out), "--sort", "fid"])
     assert r.exit_code == 0 and len(list(csv.DictReader(out.open()))) == 5
     r = runner.invoke(app, ["compare", str(runs), "--format", "xml"])
     assert r.exit_code == 2 and "Unknown --format 'xml'" in r.output
@@ -291,6 +291,47 @@ def test_cli_plots(runs, tmp_path):
     names = {p.name for p in (tmp_path / "figs").glob("*.png")}
     # sg at two (gs, gw, w) cells -> Fig. 6 and A1 heatmaps; cfg at two scales -> FD against w
     assert names == {"fd_heatmap_animal-routed.png", "throughput_animal-routed.png", "cfg_scale_animal-routed.png"}
+
+
+def _text_board(rows: list[tuple[str, dict, float]], backbone: str = "scenes-routed (Scenes-T/6)") -> results.Leaderboard:
+    """A text-to-image board of hand-made rows (method, parameters, GenEval overall)."""
+    def row(method, params, geneval):
+        mean = {**{k: None for k in results.COLUMNS}, "geneval": geneval, "gflops_step": 1.0, "gflops_image": 10.0, "images_per_s": 5.0}
+        return Row(backbone, method, f"{method} {params}", method, params, 1, [0], mean, {k: None for k in results.COLUMNS}, {}, [])
+
+    return results.Leaderboard([row(*r) for r in rows], [], None, None, sort="geneval", columns=["geneval"], kind="t2i")
+
+
+def test_every_board_gets_its_figures(runs, tmp_path):
+    """Class and text-to-image runs are separate boards: each gets its own figures over its own quality
+    (FD, GenEval), and a board whose runs support no figure is named with the reason."""
+    from sgbench.results.plots import plot_boards
+
+    sg = {"interval": [0.0, 1.0], "gw": "0.7", "scale": 2.0}
+    text = _text_board([("cfg", {"scale": 2.0, "interval": [0.0, 1.0]}, 0.40), ("cfg", {"scale": 3.0, "interval": [0.0, 1.0]}, 0.50),
+                        ("sg", {**sg, "gs": "0.2"}, 0.45), ("sg", {**sg, "gs": "0.4"}, 0.42)])
+    figures = plot_boards([board(runs), text], tmp_path / "figs")
+    assert {p.name for p in figures.written} == {
+        "fd_heatmap_animal-routed.png", "throughput_animal-routed.png", "cfg_scale_animal-routed.png",
+        "geneval_heatmap_scenes-routed.png", "throughput_scenes-routed.png", "cfg_scale_scenes-routed.png"}
+    assert figures.missing == [] and all(p.is_file() for p in figures.written)
+    figures = plot_boards([board(runs), _text_board([("unguided", {}, 0.3)])], tmp_path / "more")
+    assert len(figures.written) == 3 and len(figures.missing) == 1
+    assert figures.missing[0].startswith("No figure for the text-to-image board (1 configurations): a figure needs")
+
+
+def test_compare_runs_is_one_library_call(runs, tmp_path):
+    """What `sgbench compare` prints and writes, without a terminal."""
+    from sgbench.results.compare import compare_runs
+
+    out = compare_runs([runs], fmt="csv", file=tmp_path / "lb.csv", plots=tmp_path / "figs", save_baseline_to=tmp_path / "b.json")
+    assert out.file == tmp_path / "lb.csv" and out.file.read_text() == out.text and out.gate is None
+    assert out.notes[0] == f"Wrote {tmp_path / 'lb.csv'} (5 configurations, 0 broken or partial runs)"
+    assert out.notes[1:4] == [f"Wrote {tmp_path / 'figs' / name}.png" for name in ("fd_heatmap_animal-routed", "throughput_animal-routed",
+                                                                                   "cfg_scale_animal-routed")]
+    assert out.notes[-1] == f"Wrote baseline {tmp_path / 'b.json'} (5 configurations)"
+    gated = compare_runs([runs], baseline=tmp_path / "b.json")
+    assert gated.gate.ok and gated.file is None and gated.notes == [] and gated.text == results.render(board(runs), "table")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_finished_cells_are_not_redone(tmp_path, monkeypatch):
             return len(f["arr_0"])
 
     monkeypatch.setattr(jobs, "sample_run", fake_sample)
-    monkeypatch.setattr(jobs, "evaluate", fake_evaluate)
+    monkeypatch.setattr(importlib.import_module("sgbench.evaluation.evaluate"), "evaluate", fake_evaluate)  # the `eval fid` scorer's
     monkeypatch.setattr(sweep, "check_jobs", lambda configs, evaluation: None)
     monkeypatch.setattr(RunDir, "state", lambda self: State.SAMPLED if self.samples.is_file() else State.EMPTY)
     monkeypatch.setattr(RunDir, "check_samples_unchanged", lambda self: None)  # the fake run.json records no samples

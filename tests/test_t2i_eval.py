@@ -87,7 +87,7 @@ def test_export_and_ingest_the_real_genevals_files(sampled, tmp_path):
     # images', as the evaluator lists folders in os.listdir order
     tags = [json.loads(line)["tag"] for line in prompts.read_text().splitlines() for _ in range(2)]
     made = write_results(tmp_path / "results.jsonl", genevals_results(prompts, correct=lambda i: i < 16)[::-1])
-    r = runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)])
+    r = runner.invoke(app, ["ingest", "geneval", str(made), str(run)])
     assert r.exit_code == 0, r.output
     real = {r.metric: r.value for r in RunDir(run).metrics() if r.extractor == "geneval"}
     expected = {t: np.mean([i < 16 for i, tag in enumerate(tags) if tag == t]) for t in TASKS}
@@ -100,7 +100,7 @@ def test_negative_bootstrap_is_refused_before_scoring(sampled, tmp_path):
     one_line_error(runner.invoke(app, ["eval", "geneval", str(run), "--bootstrap", "-5"]),
                    "Expected --bootstrap >= 0 (0: no intervals) but got -5")
     made = write_results(tmp_path / "results.jsonl", genevals_results(prompts))
-    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run), "--bootstrap", "-2"]),
+    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), str(run), "--bootstrap", "-2"]),
                    "Expected --bootstrap >= 0 (0: no intervals) but got -2")
 
 
@@ -108,7 +108,7 @@ def test_ingest_refuses_a_results_file_that_is_not_utf8(sampled, tmp_path):
     _, prompts, run = sampled
     made = tmp_path / "results.jsonl"
     made.write_bytes(b"\xff\xfe" + write_results(tmp_path / "ok.jsonl", genevals_results(prompts)).read_bytes())
-    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)]),
+    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), str(run)]),
                    f"{made} is not UTF-8 text (byte 0xff at offset 0)", "GenEval's results.jsonl")
 
 
@@ -172,7 +172,7 @@ def test_ingest_takes_only_results_of_every_image_of_the_run_against_its_own_pro
     made = write_results(tmp_path / "results.jsonl", change(genevals_results(prompts)))
     before = (run / "metrics.json").read_bytes() if (run / "metrics.json").exists() else None
     prompt0 = json.loads(prompts.read_text().splitlines()[0])["prompt"]
-    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), "--run", str(run)]),
+    one_line_error(runner.invoke(app, ["ingest", "geneval", str(made), str(run)]),
                    message.format(made=made, run=run, prompt0=prompt0))
     assert ((run / "metrics.json").read_bytes() if (run / "metrics.json").exists() else None) == before  # nothing written
 

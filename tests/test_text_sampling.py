@@ -18,8 +18,12 @@ from sgbench.cli import app
 from sgbench.core.guidance import REGISTRY
 from sgbench.models import Route, SiT, preset
 from sgbench.models.checkpoint import save_model
+from sgbench.sampling import SampleConfig, sample_run
 from sgbench.text.encoder import TextConfig
+from sgbench.text.prompts import read_prompts, run_prompts
 from sgbench.runs.rundir import RunDir
+from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import sha256_file
 
 runner = CliRunner()
 VOCAB = ("a", "photo", "of", "bear", "cat", "cats", "red", "blue", "two", "and", "left")
@@ -140,6 +144,65 @@ def test_a_bad_images_per_prompt_is_reported_as_itself(model_files, tmp_path, va
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "txt"])
+def test_a_text_run_keeps_a_copy_of_its_prompts_and_is_scored_without_the_original(model_files, tmp_path, suffix):
+    main, _, shipped = model_files
+    prompts = tmp_path / f"mine.{suffix}"
+    prompts.write_bytes(shipped.read_bytes() if suffix == "jsonl" else "".join(p + "\n" for p in PROMPTS).encode())
+    expected = read_prompts(prompts)
+    r = runner.invoke(app, ["sample", "-c", str(main), "--prompts", str(prompts), "--steps", "2", "-n", "4", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    run = RunDir(tmp_path / "r")
+    copy = tmp_path / "r" / f"prompts.{suffix}"  # the copy keeps the file's format: GenEval metadata or one prompt per line
+    assert run.info().conditioning["copy"] == copy.name and run.prompts_copy() == copy
+    assert copy.read_bytes() == prompts.read_bytes()
+    assert sha256_file(copy) == run.info().conditioning["sha256"] == run.identity()["prompts_sha256"]
+    prompts.unlink()
+    records, index, name = run_prompts(RunDir(tmp_path / "r"))
+    assert records == expected and index.tolist() == [0, 1, 2, 3]
+    assert name == f"{tmp_path.name}/mine.{suffix}"  # metrics name the prompt set, not the copy
+
+
+def test_a_changed_copy_of_the_prompts_is_refused(model_files, tmp_path):
+    main, _, prompts = model_files
+    assert runner.invoke(app, ["sample", "-c", str(main), "--prompts", str(prompts), "--steps", "2", "-n", "2",
+                               "-o", str(tmp_path / "r")]).exit_code == 0
+    copy = tmp_path / "r" / "prompts.jsonl"
+    copy.write_text(copy.read_text().replace("bear", "cat"))
+    with pytest.raises(SgbenchError) as error:
+        run_prompts(RunDir(tmp_path / "r"))
+    assert str(error.value) == (f"{copy} is not the prompts file {tmp_path / 'r'} was sampled from (its sha256 is not the one "
+                                "run.json records, or it is gone): restore it, or sample the run again into another --out")
+
+
+def test_a_run_sampled_before_runs_kept_a_copy_reads_its_recorded_prompts_file(model_files, tmp_path):
+    main, _, shipped = model_files
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_bytes(shipped.read_bytes())
+    assert runner.invoke(app, ["sample", "-c", str(main), "--prompts", str(prompts), "--steps", "2", "-n", "2",
+                               "-o", str(tmp_path / "r")]).exit_code == 0
+    info = json.loads((tmp_path / "r" / "run.json").read_text())  # as an older sgbench wrote it: no copy
+    del info["conditioning"]["copy"]
+    (tmp_path / "r" / "run.json").write_text(json.dumps(info))
+    (tmp_path / "r" / "prompts.jsonl").unlink()
+    assert RunDir(tmp_path / "r").prompts_copy() is None
+    assert run_prompts(RunDir(tmp_path / "r"))[0] == read_prompts(prompts)
+    prompts.write_text(prompts.read_text().replace("bear", "cat"))
+    with pytest.raises(SgbenchError) as error:
+        run_prompts(RunDir(tmp_path / "r"))
+    assert str(error.value) == (f"The prompts file {prompts} is not the one {tmp_path / 'r'} was sampled from "
+                                "(its sha256 changed or it is gone)")
+
+
+def test_sampling_reads_the_prompts_file_once(model_files, tmp_path, monkeypatch):
+    main, _, prompts = model_files
+    reads = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or read_bytes(self))
+    sample_run(SampleConfig(checkpoint=str(main), out=str(tmp_path / "r"), prompts=str(prompts), num=2, steps=2), progress=False)
+    assert reads.count(prompts) == 1
+
+
 @pytest.mark.slow
 def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
     assert runner.invoke(app, args(model_files, tmp_path / "one")).exit_code == 0
@@ -153,7 +216,7 @@ def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
 def test_flops_of_a_text_checkpoint(model_files):
     main, _, _ = model_files
     r = runner.invoke(app, ["flops", "-c", str(main), "-g", "unguided", "-g", "cfg", "-g", "sg:gs=0.1,gw=0.8",
-                            "-g", "cfg+sg:gs=0.2,gw=0.7", "--steps", "10", "--json"])
+                            "-g", "cfg+sg:gs=0.2,gw=0.7", "--steps", "10", "--format", "json"])
     assert r.exit_code == 0, r.output
     unguided, cfg, sg, cfg_sg = (rep["mean_per_step"]["no_sharing"]["paper"] for rep in json.loads(r.stdout))
     assert cfg > cfg_sg > unguided and cfg > sg

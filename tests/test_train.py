@@ -45,9 +45,16 @@ def assert_same(a: dict, b: dict, atol=0.0):
 
 
 def test_recipes_in_the_repository_are_valid():
-    for path in sorted(Path(__file__).parents[1].glob("recipes/*/*.yaml")):
-        if path.parent.name in ("animal", "imagenet"):
-            load_train_recipe(path).model.build()
+    """Every class training recipe loads strictly and builds the kind of model its name says."""
+    root = Path(__file__).parents[1] / "recipes"
+    paths = sorted(root.glob("animal/*.yaml")) + sorted(root.glob("imagenet/*.yaml"))
+    assert [p.stem for p in paths] == ["dense", "masked", "routed", "sit-xl2-masking", "sit-xl2-routing"]
+    for path in paths:
+        recipe = load_train_recipe(path)
+        config = recipe.model.build()
+        kind = "masking" if "mask" in path.stem else "routing" if "rout" in path.stem else "dense"
+        assert config.sparsity_kind == kind and config.text is None and config.num_classes > 0, path
+        assert recipe.data.dataset == ("animal_mnist" if path.parent.name == "animal" else "latents"), path
 
 
 @pytest.mark.parametrize("kind", ["routing", "masking", "dense", "routing-bf16"])

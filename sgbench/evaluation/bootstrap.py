@@ -122,6 +122,19 @@ def mean_interval(per_sample: np.ndarray, draws: Draws) -> list[float]:
     return percentile_interval(np.asarray([c @ x for c in draws]) / draws.n)
 
 
+def stratified_replicates(groups: dict[str, np.ndarray], replicates: int) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """A stratified bootstrap of a mean over groups (GenEval's tasks, HPSv3's prompt categories): per group the
+    replicates of its mean, drawing within the group (the k-th group's draws seeded k), and the replicates of
+    the unweighted mean over the groups, each the mean of the groups' replicates, so every replicate keeps
+    the groups' weights. ({}, None) without replicates or groups."""
+    if not replicates or not groups:
+        return {}, None
+    per_group = {}
+    for k, (group, x) in enumerate(groups.items()):
+        per_group[group] = np.asarray([c @ x / len(x) for c in counts(len(x), replicates, seed=k)])
+    return per_group, np.mean(list(per_group.values()), axis=0)
+
+
 def statistic_interval(per_sample: np.ndarray, statistic: Callable[[np.ndarray], float], draws: Draws) -> list[float]:
     """Interval of any statistic of the resampled rows (e.g. the Inception Score of resampled logits)."""
     index = np.arange(draws.n)

@@ -22,13 +22,11 @@ import torch
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation import bootstrap
 from sgbench.evaluation.base import RANDOM_INIT_SHA
-from sgbench.evaluation.extractor import create_extractor
 from sgbench.evaluation.fd import frechet_distance
 from sgbench.evaluation.features import check_batch_size, stream_features
 from sgbench.evaluation.isc import inception_score
 from sgbench.evaluation.npz import open_images, read_labels
 from sgbench.evaluation.prc import manifold_membership
-from sgbench.evaluation.reference import load_reference
 from sgbench.runs.rundir import SAMPLES_FILE, MetricRecord, RunDir, now
 
 DEFAULT_BATCH = {"animal": 500, "inception": 50}
@@ -101,6 +99,9 @@ def evaluate(
     A run directory whose metrics.json already holds every metric this call would compute, scored on the
     samples now on disk (their sha256) with the same extractor weights, reference build, kid and bootstrap
     replicates, is not evaluated again: the stored numbers are returned (reused=True) and nothing is written."""
+    from sgbench.evaluation.extractor import create_extractor  # here: importing the package loads no extractor
+    from sgbench.evaluation.reference import load_reference
+
     if batch_size is not None:
         check_batch_size(batch_size)
     if bootstrap_replicates < 0:

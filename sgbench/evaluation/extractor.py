@@ -29,3 +29,6 @@ def register_with_torch_fidelity() -> None:
     for cls in (AnimalExtractor, InceptionExtractor):
         if cls.TORCH_FIDELITY_NAME not in FEATURE_EXTRACTORS_REGISTRY:
             register_feature_extractor(cls.TORCH_FIDELITY_NAME, cls)
+
+
+register_with_torch_fidelity()  # wherever extractors can be built, torch-fidelity knows them by name too

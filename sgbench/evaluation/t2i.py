@@ -17,15 +17,6 @@ from sgbench.runs.rundir import MetricRecord, RunDir, now
 from sgbench.text.prompts import run_prompts
 
 
-def _stratified_replicates(values: np.ndarray, groups: list[str], replicates: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per group the bootstrap replicates of its mean, and of the mean over groups."""
-    per_group = {}
-    for k, group in enumerate(dict.fromkeys(groups)):
-        x = values[np.asarray(groups) == group]
-        per_group[group] = np.asarray([c @ x / len(x) for c in bootstrap.counts(len(x), replicates, seed=k)])
-    return per_group, np.mean(list(per_group.values()), axis=0)
-
-
 def evaluate_hpsv3_run(run_dir: str | Path, *, checkpoint: str | Path, base_model: str | Path, device: str = "cuda",
                        batch_size: int = 16, replicates: int = bootstrap.DEFAULT_REPLICATES):
     """HPSv3 of every image against its prompt; `hpsv3` and `hpsv3/<category>` (when prompts carry a
@@ -39,7 +30,9 @@ def evaluate_hpsv3_run(run_dir: str | Path, *, checkpoint: str | Path, base_mode
     scores = hpsv3_scores(run.samples, prompts, checkpoint=checkpoint, base_model=base_model, categories=categories,
                           device=device, batch_size=batch_size)
     groups = list(categories) if categories else ["all"] * len(prompts)
-    per_group, overall = _stratified_replicates(np.asarray(scores.mu, np.float64), groups, replicates) if replicates else ({}, None)
+    mu = np.asarray(scores.mu, np.float64)
+    by_group = {group: mu[np.asarray(groups) == group] for group in dict.fromkeys(groups)}
+    per_group, overall = bootstrap.stratified_replicates(by_group, replicates)
     sha, created = run.samples_sha256(), now()
 
     def record(metric, value, reps, n) -> MetricRecord:

@@ -21,9 +21,9 @@ from sgbench.utils.files import atomic_write_json
 from sgbench.results.leaderboard import Leaderboard
 from sgbench.results.records import COLUMNS, column_key
 
-# Default tolerances stored in a baseline: absolute, or relative to the baseline value with '%'.
-DEFAULT_TOLERANCES = {"fd": "5%", "sfid": "5%", "is": "5%", "precision": 0.03, "recall": 0.03,
-                      "class_accuracy": 0.02, "geneval": 0.03, "hpsv3": "3%", "clip_score": "3%", "gflops_step": "0.1%"}
+# Default tolerances stored in a baseline: absolute, or relative to the baseline value with '%'; each
+# metric's comes from its declaration (sgbench.evaluation.metrics), GFLOPs/step's from its cost column.
+DEFAULT_TOLERANCES = {key: c.tolerance for key, c in COLUMNS.items() if c.tolerance is not None}
 BASELINE_KIND = "sgbench-baseline"
 
 
@@ -142,7 +142,7 @@ def check_baseline(boards: Leaderboard | list[Leaderboard], baseline: dict,
             if base is None:
                 continue
             cur = row.mean.get(metric)
-            name = COLUMNS[metric].header if metric != "fd" else board.header(metric)
+            name = board.header(metric)
             if cur is None:
                 failures.append(f"{key}: {name} missing (baseline {base:.4g})")
                 continue

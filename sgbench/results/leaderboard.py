@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from sgbench.results.records import COLUMNS, KINDS, PRIMARY, Loaded, Problem, RunRecord, column_key
+from sgbench.results.records import COLUMNS, PRIMARY, Loaded, Problem, RunRecord, column_key
 
 # t_{0.975, n-1} for the interval of a mean over n seeds (n = 2..30); beyond, the normal 1.96.
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -134,7 +134,7 @@ def assign_tiers(rows: list[Row], key: str) -> None:
 def kinds(loaded: Loaded) -> list[str]:
     """The kinds of run among the records ('class' first), each of which gets its own board."""
     present = {r.kind for r in loaded.records}
-    return [k for k in KINDS if k in present] or ["class"]
+    return [k for k in PRIMARY if k in present] or ["class"]
 
 
 def leaderboard(loaded: Loaded, *, sort: str | None = None, descending: bool | None = None, kind: str = "class") -> Leaderboard:

@@ -1,10 +1,11 @@
-"""Figures from run directories (matplotlib, Agg backend; PNG):
+"""Figures from run directories (matplotlib, Agg backend; PNG). QUALITY is the board's primary column:
+`fd` on a class board, `geneval` on a text-to-image board (each board gets its own figures).
 
     sparsity_<backbone>.png      quality against sparsity without guidance (the paper's Fig. 4): sg at w = 1
                                  (only the strong branch runs, at gs), and `unguided` at gs = 0
-    fd_heatmap_<backbone>.png    FD over (gs, gw), one panel per scale w (the paper's Fig. 6)
+    QUALITY_heatmap_<backbone>.png    quality over (gs, gw), one panel per scale w (the paper's Fig. 6)
     throughput_<backbone>.png    measured images/s over (gs, gw), one panel per w (the paper's Fig. A1)
-    <method>_<param>_<backbone>.png   FD against the one parameter a non-sg sweep varies (e.g. cfg's w)
+    <method>_<param>_<backbone>.png   quality against the one parameter a non-sg sweep varies (e.g. cfg's w)
 
 Values come from `sgbench.results` (runs read, never re-run; seeds averaged). Cells with no run
 (invalid gs >= gw, or not run) are left blank; every other cell shows its number.
@@ -13,10 +14,12 @@ Values come from `sgbench.results` (runs read, never re-run; seeds averaged). Ce
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from sgbench.results import Leaderboard, Row, leaderboard, load_runs
+from sgbench.results.leaderboard import Leaderboard, Row, leaderboard
+from sgbench.results.records import COLUMNS, load_runs
 
 
 def _plt():
@@ -84,19 +87,19 @@ def _heatmap(rows: list[Row], metric: str, title: str, label: str, path: Path, *
 # Line plots: Fig. 4 (FD against sparsity without guidance) and one-parameter sweeps
 
 
-def _line(series: dict[str, list[tuple[float, Row]]], xlabel: str, title: str, fd: str, path: Path) -> Path:
+def _line(series: dict[str, list[tuple[float, Row]]], xlabel: str, title: str, metric: str, ylabel: str, path: Path) -> Path:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for name, pts in series.items():
         pts = sorted(pts, key=lambda p: p[0])
-        xs, ys = [p[0] for p in pts], [p[1].mean["fd"] for p in pts]
-        errs = [p[1].std["fd"] or 0.0 for p in pts]
+        xs, ys = [p[0] for p in pts], [p[1].mean[metric] for p in pts]
+        errs = [p[1].std[metric] or 0.0 for p in pts]
         ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=3, label=name)
         for x, (_, r) in zip(xs, pts):
             if r.mean["gflops_step"] is not None:
-                ax.annotate(f"{r.mean['gflops_step']:.3g} GFLOPs/step", (x, r.mean["fd"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+                ax.annotate(f"{r.mean['gflops_step']:.3g} GFLOPs/step", (x, r.mean[metric]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(f"{fd} (lower is better)")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     if len(series) > 1:
@@ -112,37 +115,68 @@ def _varying(rows: list[Row]) -> list[str]:
 
 
 def plot_leaderboard(board: Leaderboard, out_dir: str | Path) -> list[Path]:
-    """Every figure the leaderboard's rows support (see the module docstring); returns the PNG paths."""
+    """Every figure the leaderboard's rows support (see the module docstring), over the board's primary
+    quality (FD on a class board, GenEval on a text-to-image one); returns the PNG paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fd, ref = board.fd_header, board.reference
+    metric, header = board.quality, board.header(board.quality)
+    lower_better = COLUMNS[metric].better < 0
+    ylabel = f"{header} ({'lower' if lower_better else 'higher'} is better)"
+    what = f"{header} vs '{board.reference}'" if board.kind == "class" else header
     written: list[Path] = []
     for backbone in sorted({r.backbone for r in board.rows}):
-        rows = [r for r in board.rows if r.backbone == backbone]
+        rows = [r for r in board.rows if r.backbone == backbone and r.mean[metric] is not None]
         slug = _slug(backbone)
         sparse = [(float(_const(r.params["gs"])), r) for r in rows if r.method == "sg" and float(r.params["scale"]) == 1.0
                   and _const(r.params["gs"]) is not None]
         if sparse:
             sparse += [(0.0, r) for r in rows if r.method == "unguided"]
             written.append(_line({backbone: sparse}, "gs: fraction of tokens dropped (no guidance)",
-                                 f"Quality vs sparsity without guidance\n{backbone}, {fd} vs '{ref}'", fd, out / f"sparsity_{slug}.png"))
+                                 f"Quality vs sparsity without guidance\n{backbone}, {what}", metric, ylabel, out / f"sparsity_{slug}.png"))
         sg = [r for r in rows if r.method == "sg" and float(r.params["scale"]) != 1.0
               and _const(r.params["gs"]) is not None and _const(r.params["gw"]) is not None]
         if sg:
-            written.append(_heatmap(sg, "fd", f"Sparse guidance: {fd} vs '{ref}' over (gs, gw)\n{backbone}", fd,
-                                    out / f"fd_heatmap_{slug}.png", lower_better=True))
+            written.append(_heatmap(sg, metric, f"Sparse guidance: {what} over (gs, gw)\n{backbone}", header,
+                                    out / f"{metric}_heatmap_{slug}.png", lower_better=lower_better))
             if any(r.mean["images_per_s"] is not None for r in sg):
                 written.append(_heatmap(sg, "images_per_s", f"Sparse guidance: throughput over (gs, gw)\n{backbone}",
                                         "images/s (measured)", out / f"throughput_{slug}.png", lower_better=False))
         for method in sorted({r.method for r in rows} - {"sg", "unguided"}):
-            mrows = [r for r in rows if r.method == method and r.mean["fd"] is not None]
+            mrows = [r for r in rows if r.method == method]
             varying = _varying(mrows)
             if len(mrows) > 1 and len(varying) == 1 and all(_const(r.params[varying[0]]) is not None for r in mrows):
                 p = varying[0]
                 written.append(_line({method: [(float(_const(r.params[p])), r) for r in mrows]}, p,
-                                     f"{method}: {fd} vs '{ref}' against {p}\n{backbone}", fd,
+                                     f"{method}: {what} against {p}\n{backbone}", metric, ylabel,
                                      out / f"{_slug(method)}_{p}_{slug}.png"))
     return written
+
+
+BOARD_NAMES = {"class": "class-conditional", "t2i": "text-to-image"}
+
+
+@dataclass
+class Figures:
+    """What `plot_boards` drew: the PNG files, and one line per board that supports no figure."""
+
+    written: list[Path]
+    missing: list[str]
+
+
+def plot_boards(boards: list[Leaderboard], out_dir: str | Path) -> Figures:
+    """The figures of every board (class and text-to-image runs each get their own); a board whose runs
+    support none is named in `missing` with the reason, never skipped silently."""
+    written, missing = [], []
+    for board in boards:
+        drawn = plot_leaderboard(board, out_dir)
+        written += drawn
+        if not drawn:
+            name = BOARD_NAMES.get(board.kind, board.kind)
+            missing.append(f"No figure for the {name} board ({len(board.rows)} configurations): a figure needs, within one "
+                           f"backbone and with {board.header(board.quality)} measured, sg at w = 1 over gs (Fig. 4), sg at "
+                           "w != 1 over (gs, gw) (Fig. 6, A1), or two or more runs of another method that differ in one "
+                           "numeric parameter")
+    return Figures(written, missing)
 
 
 def plot_sweep(run_dirs: Iterable[str | Path], out_dir: str | Path, *, extractor: str | None = None,

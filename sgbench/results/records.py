@@ -1,7 +1,8 @@
 """Run directories -> records: one evaluated configuration each, or the problem that keeps it out.
 
-Pure bookkeeping over files (no torch): a run is read through sgbench.runs.rundir, never re-run. Every
-directory given ends up either as a record or as a Problem with the reason (no run.json, sampling
+Pure bookkeeping over files (no model, no feature pass): a run is read through sgbench.runs.rundir,
+never re-run; which of its metrics a row shows is each metric's declaration (sgbench.evaluation.metrics).
+Every directory given ends up either as a record or as a Problem with the reason (no run.json, sampling
 unfinished, not evaluated, evaluated against another reference, metrics of other samples ...);
 nothing is dropped silently.
 
@@ -19,55 +20,39 @@ from pathlib import Path
 from typing import Iterable
 
 from sgbench.utils.errors import SgbenchError
+from sgbench.evaluation.metrics import BOARDS, REGISTRY, Metric, board_metrics
 from sgbench.runs.rundir import RunDir, RunInfo, State, expand
 
 # ----------------------------------------------------------------------------------------------------
-# Columns: key, header, direction (-1 lower is better, +1 higher is better), format, help
+# Columns: the metrics of the registry (sgbench.evaluation.metrics, docs/design.md "Metrics"), then the costs
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     header: str
-    better: int
+    better: int  # -1: lower is better, +1: higher is better
     fmt: str  # fixed decimals for metrics, significant digits for costs (tiny to XL models)
     help: str
+    tolerance: float | str | None = None  # the gate's default: absolute, or relative as 'N%'; None: not gated
 
 
-METRIC_COLUMNS = (
-    Column("fd", "FID", -1, ".2f", "Frechet distance to the reference ('FD' in a non-Inception feature space)"),
-    Column("sfid", "sFID", -1, ".2f", "spatial FID (Inception only)"),
-    Column("is", "IS", +1, ".2f", "Inception Score (of the extractor's logits)"),
-    Column("precision", "Prec.", +1, ".3f", "precision, k = 3"),
-    Column("recall", "Rec.", +1, ".3f", "recall, k = 3"),
-    Column("class_accuracy", "Class acc.", +1, ".3f", "fraction classified as their requested label"),
-    Column("kid", "KID", -1, ".5f", "kernel inception distance"),
-)
-T2I_COLUMNS = (
-    Column("geneval", "GenEval", +1, ".3f", "GenEval overall: the unweighted mean of its task scores"),
-    Column("single_object", "single", +1, ".3f", "GenEval single object"),
-    Column("two_object", "two", +1, ".3f", "GenEval two objects"),
-    Column("counting", "count", +1, ".3f", "GenEval counting"),
-    Column("colors", "colors", +1, ".3f", "GenEval colours"),
-    Column("position", "position", +1, ".3f", "GenEval position"),
-    Column("color_attr", "attr.", +1, ".3f", "GenEval colour attribution"),
-    Column("hpsv3", "HPSv3", +1, ".2f", "HPSv3 human preference (mean of category means)"),
-    Column("clip_score", "CLIP", +1, ".2f", "CLIP score, 100 x cosine"),
-)
+def _metric_column(metric: Metric) -> Column:
+    return Column(metric.key, metric.header, +1 if metric.better == "higher" else -1, metric.fmt, metric.help, metric.tolerance)
+
+
+METRIC_COLUMNS = tuple(_metric_column(m) for m in REGISTRY.values())
 COST_COLUMNS = (
-    Column("gflops_step", "GFLOPs/step", -1, ".5g", "per image per step, one forward per branch (the paper's Table 2)"),
+    Column("gflops_step", "GFLOPs/step", -1, ".5g", "per image per step, one forward per branch (the paper's Table 2)", "0.1%"),
     Column("gflops_step_run", "run/step", -1, ".5g", "per image per step as executed (shared prefix computed once)"),
     Column("delta_gflops_step", "Δ unguided", -1, ".4g", "GFLOPs/step minus the dense unguided model's (Table 2's Δ)"),
     Column("gflops_image", "GFLOPs/img", -1, ".5g", "whole trajectory per image, as executed"),
     Column("images_per_s", "img/s", +1, ".3g", "measured sampling throughput (machine-dependent)"),
 )
-COLUMNS = {c.key: c for c in METRIC_COLUMNS + T2I_COLUMNS + COST_COLUMNS}
-KINDS = {"class": METRIC_COLUMNS, "t2i": T2I_COLUMNS}  # a board's quality columns, by the kind of run
-PRIMARY = {"class": "fd", "t2i": "geneval"}         # the quality the Pareto front and the default sort use
-GENEVAL_JUDGES = ("geneval", "geneval-animal")      # the real evaluator's results win over the offline judge's
-ALIASES = {"fid": "fd", "accuracy": "class_accuracy", "acc": "class_accuracy", "gflops": "gflops_step",
-           "throughput": "images_per_s", "ips": "images_per_s"}
-METRIC_OF_COLUMN = {"fd": "fid"}  # column key -> metric name in metrics.json, where they differ
+COST_ALIASES = {"gflops": "gflops_step", "throughput": "images_per_s", "ips": "images_per_s"}
+COLUMNS = {c.key: c for c in METRIC_COLUMNS + COST_COLUMNS}
+PRIMARY = dict(BOARDS)  # board kind -> the quality its Pareto front and default sort use
+ALIASES = {**{alias: m.key for m in REGISTRY.values() for alias in m.aliases}, **COST_ALIASES}
 
 
 def column_key(name: str) -> str:
@@ -76,6 +61,15 @@ def column_key(name: str) -> str:
     if key not in COLUMNS:
         raise SgbenchError(f"Unknown column '{name}'; expected one of {', '.join(COLUMNS)} (or fid)")
     return key
+
+
+def sort_help() -> str:
+    """The help of `compare --sort`: every column a board sorts by, with the other names it accepts."""
+    aliases: dict[str, list[str]] = {}
+    for alias, key in ALIASES.items():
+        aliases.setdefault(key, []).append(alias)
+    names = [f"{key} (or {', '.join(aliases[key])})" if key in aliases else key for key in COLUMNS]
+    return f"Column (default: FD, or GenEval for text-to-image runs): {', '.join(names)}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -203,59 +197,49 @@ def load_run(run: RunDir, *, extractor: str, reference: str) -> RunRecord | Prob
         return Problem(path, "broken", str(e), key)
     if info.conditioning is not None:
         return _text_record(run, info, key, every, current)
+    primary = REGISTRY[PRIMARY["class"]]
     if not every:
         return Problem(path, "partial", f"not evaluated (no metrics): sgbench eval fid {path} --ref {reference}", key)
-    mine = [r for r in current if r.extractor == extractor and r.reference == reference]
-    if not any(r.metric == "fid" for r in mine):
+    if primary.find(current, extractor, reference) is None:
         if any(r.extractor == extractor and r.reference == reference for r in every):
             return Problem(path, "partial", "metrics were computed on other samples (samples.npz changed since): re-evaluate", key)
         have = ", ".join(f"{e}/{r}" for e, r in _metric_sets(current)) or "none"
         return Problem(path, "partial", f"no metrics for extractor {extractor} / reference {reference} (has: {have})", key)
-    values: dict[str, float | None] = {c.key: None for c in METRIC_COLUMNS}
-    ci95: dict[str, list[float] | None] = {c.key: None for c in METRIC_COLUMNS}
-    for r in mine:
-        col = "fd" if r.metric == "fid" else r.metric
-        if col in values:
-            values[col], ci95[col] = float(r.value), r.ci95
-    values.update(costs(info))
-    values["images_per_s"] = (info.timing or {}).get("images_per_s")
-    return RunRecord(
-        path=path, backbone=backbone_name(info), method=info.guidance["name"], params=info.guidance["params"], key=key,
-        label=method_label(info.guidance["name"], info.guidance["params"]), seed=int(info.seed),
-        steps=int(info.config["steps"]), num_samples=int(info.num_samples), values=values, ci95=ci95,
-        sparsity=sparsity_of(info),
-    )
+    return _record(run, info, key, "class", current, extractor=extractor, reference=reference)
 
 
 def _text_record(run: RunDir, info: RunInfo, key: str, every, current) -> RunRecord | Problem:
     """A text run: GenEval (the real evaluator's if ingested, else the offline judge's), HPSv3, CLIP."""
-    judges = [j for j in GENEVAL_JUDGES if any(r.extractor == j and r.metric == "geneval" for r in current)]
-    if not judges:
-        stale = any(r.metric == "geneval" for r in every)
+    primary = REGISTRY[PRIMARY["t2i"]]
+    if primary.find(current, "", "") is None:  # a text board has no extractor or reference statistics
+        stale = any(r.metric == primary.stored for r in every)
         why = "GenEval was computed on other samples: re-evaluate" if stale else f"not evaluated: sgbench eval geneval {run.path}"
         return Problem(run.path, "partial", why, key)
-    values: dict[str, float | None] = {c.key: None for c in T2I_COLUMNS}
-    ci95: dict[str, list[float] | None] = {c.key: None for c in T2I_COLUMNS}
-    for r in current:
-        column = None
-        if r.extractor == judges[0] and (r.metric == "geneval" or r.metric.startswith("geneval/")):
-            column = r.metric.split("/", 1)[-1]
-        elif r.metric in ("hpsv3", "clip_score"):
-            column = r.metric
-        if column in values:
-            values[column], ci95[column] = float(r.value), r.ci95
+    return _record(run, info, key, "t2i", current, extractor="", reference="")
+
+
+def _record(run: RunDir, info: RunInfo, key: str, kind: str, current, *, extractor: str, reference: str) -> RunRecord:
+    """The run's row values: each metric of its board as the metric's reader picks it (docs/design.md,
+    "Metrics"), and the costs."""
+    values: dict[str, float | None] = {}
+    ci95: dict[str, list[float] | None] = {}
+    for metric in board_metrics(kind):
+        found = metric.find(current, extractor, reference)
+        values[metric.key], ci95[metric.key] = (float(found.value), found.ci95) if found is not None else (None, None)
     values.update(costs(info))
     values["images_per_s"] = (info.timing or {}).get("images_per_s")
     return RunRecord(
         path=run.path, backbone=backbone_name(info), method=info.guidance["name"], params=info.guidance["params"], key=key,
         label=method_label(info.guidance["name"], info.guidance["params"]), seed=int(info.seed),
         steps=int(info.config["steps"]), num_samples=int(info.num_samples), values=values, ci95=ci95,
-        sparsity=sparsity_of(info), kind="t2i",
+        sparsity=sparsity_of(info), kind=kind,
     )
 
 
 def _metric_sets(records) -> Counter:
-    return Counter((r.extractor, r.reference) for r in records if r.metric == "fid")
+    """(extractor, reference) -> how many of these records score the class board's primary metric with them."""
+    primary = REGISTRY[PRIMARY["class"]].stored
+    return Counter((r.extractor, r.reference) for r in records if r.metric == primary)
 
 
 def _no_runs_message(paths: list) -> str:

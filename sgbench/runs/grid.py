@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from sgbench.utils.files import atomic_write_bytes
 
 
 def save_grid(images: np.ndarray, path: str | Path, *, columns: int = 10, pad: int = 2, min_cell: int = 64) -> None:
@@ -22,8 +25,7 @@ def save_grid(images: np.ndarray, path: str | Path, *, columns: int = 10, pad: i
     scale = max(1, min_cell // max(h, w))
     if scale > 1:
         pil = pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pil.save(path)
+    _save_png(pil, path)
 
 
 def save_labelled_grid(
@@ -54,5 +56,12 @@ def save_labelled_grid(
         for col in range(columns):
             img = Image.fromarray(images[r * columns + col][..., 0] if c == 1 else images[r * columns + col])
             canvas.paste(img.convert("RGB").resize((cell_w, cell_h), Image.NEAREST), (left + col * (cell_w + pad), y))
+    _save_png(canvas, path)
+
+
+def _save_png(image: Image.Image, path: str | Path) -> None:
+    """Written atomically (docs/design.md, "Files and packaging"): a killed process leaves the old grid or the new one."""
+    png = io.BytesIO()
+    image.save(png, format="PNG")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    atomic_write_bytes(path, png.getvalue())

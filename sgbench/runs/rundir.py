@@ -7,6 +7,8 @@
                           any other per-sample array of the run (prompt_index for text runs)
       run.json            RunInfo: resolved config, model, guidance, FLOPs, timing, environment, and the
                           sha256 of samples.npz as written (a finished run whose file changed is refused)
+      prompts.jsonl       text runs: a byte-for-byte copy of the prompts file they were sampled from
+      (or prompts.txt)    (its sha256 is run.json's), so they are scored without the original
       grid.png            the first samples
       metrics.json        MetricRecords; each names the sha256 of the samples.npz it scored
 
@@ -31,7 +33,7 @@ from typing import Iterator
 import numpy as np
 
 from sgbench.utils.errors import SgbenchError
-from sgbench.utils.files import NpzWriter, atomic_savez, atomic_write_json, cached_sha256, read_json
+from sgbench.utils.files import NpzWriter, atomic_savez, atomic_write_bytes, atomic_write_json, cached_sha256, read_json
 
 IDENTITY_FILE = "sample_config.json"
 SHARDS_DIR = "shards"
@@ -39,6 +41,7 @@ SAMPLES_FILE = "samples.npz"
 RUN_FILE = "run.json"
 GRID_FILE = "grid.png"
 METRICS_FILE = "metrics.json"
+PROMPTS_FILES = ("prompts.jsonl", "prompts.txt")  # a text run's copy of its prompts: GenEval metadata, or one per line
 
 RUN_FORMAT = 2  # part of every identity: runs written by an older layout are never resumed
 _SHARD = re.compile(r"^shard-(\d{8})-(\d{8})\.npz$")
@@ -80,7 +83,7 @@ class RunInfo:
     timing: dict                       # wall_time_s, images_per_s, device, threads, peak_memory_mb
     environment: dict                  # versions, git commit
     created: str
-    conditioning: dict | None = None   # text runs: prompts file, its sha256, images per prompt, ICG's draw
+    conditioning: dict | None = None   # text runs: prompts file, its sha256, its copy's name, images per prompt, ICG's draw
     decoder: dict | None = None        # latent runs: the VAE's identity
     samples: dict | None = None        # samples.npz as written: {"sha256", "stat": [size, mtime_ns]} (None: older runs)
     version: int = RUN_FORMAT
@@ -305,6 +308,27 @@ class RunDir:
     def write_info(self, info: RunInfo) -> None:
         self._write(lambda: atomic_write_json(self.path / RUN_FILE, info.to_json()))
         self._info = info
+
+    # -- the prompts of a text run ---------------------------------------------------------------------
+
+    def write_prompts(self, data: bytes, *, is_jsonl: bool) -> str:
+        """The run's own copy of its prompts file, byte for byte (so its sha256 is the one the identity and
+        run.json record): prompts.jsonl for GenEval metadata, prompts.txt for one prompt per line. Returns
+        the file's name, which run.json's conditioning records as `copy`."""
+        name = PROMPTS_FILES[0] if is_jsonl else PROMPTS_FILES[1]
+        self._write(lambda: atomic_write_bytes(self.path / name, data))
+        return name
+
+    def prompts_copy(self) -> Path | None:
+        """The copy of the prompts file that run.json names; None for class runs and for text runs sampled
+        before runs kept a copy."""
+        conditioning = self.info().conditioning or {}
+        name = conditioning.get("copy")
+        if name is None:
+            return None
+        if name not in PROMPTS_FILES:
+            raise SgbenchError(f"{self.path / RUN_FILE} names the prompts copy {name!r}; expected one of {', '.join(PROMPTS_FILES)}")
+        return self.path / name
 
     # -- metrics.json -----------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from sgbench.core.flow import check_solver
 from sgbench.runs.rundir import RUN_FORMAT, as_json
 from sgbench.sampling.decoding import resolve_decoder
+from sgbench.text.prompts import PromptFile, read_prompt_file
 from sgbench.utils import distributed
 from sgbench.utils.errors import SgbenchError
 from sgbench.utils.files import cached_sha256
@@ -63,8 +64,9 @@ class SampleConfig:
 
         return build_guidance(self.guidance, **self.guidance_params)
 
-    def validate(self) -> None:
-        """Everything that can be checked without loading a model, before anything is written."""
+    def validate(self) -> PromptFile | None:
+        """Everything that can be checked without loading a model, before anything is written. Returns the
+        prompts file as read (None without --prompts), so that sampling reads it only this once."""
         from sgbench.core.guidance import REGISTRY
 
         if self.prompts is not None and self.images_per_prompt < 1:  # before --num-samples, which the CLI derives from it
@@ -87,11 +89,14 @@ class SampleConfig:
                 raise SgbenchError(f"Checkpoint not found: {path} ({option}; expected a .safetensors file written by sgbench)")
         distributed.parse_device(self.device)
         resolve_decoder(self)
-        if self.prompts is not None:
-            available = len(read_prompt_texts(self.prompts)) * self.images_per_prompt
-            if self.num > available:
-                raise SgbenchError(f"Expected --num-samples <= {available} ({self.images_per_prompt} images for each prompt of "
-                                   f"{self.prompts}) but got {self.num}")
+        if self.prompts is None:
+            return None
+        prompts = read_prompt_file(self.prompts)
+        available = len(prompts.records) * self.images_per_prompt
+        if self.num > available:
+            raise SgbenchError(f"Expected --num-samples <= {available} ({self.images_per_prompt} images for each prompt of "
+                               f"{self.prompts}) but got {self.num}")
+        return prompts
 
     def check_model(self, config) -> None:
         """Text models sample from prompts, class models from labels."""
@@ -103,9 +108,7 @@ class SampleConfig:
 
 def read_prompt_texts(path: str | Path) -> list[str]:
     """The prompt strings of a prompts file, in order (one-line errors for a bad file)."""
-    from sgbench.text.prompts import read_prompts
-
-    return [record["prompt"] for record in read_prompts(path)]
+    return read_prompt_file(path).texts
 
 
 LABELS = ("balanced", "random")

@@ -23,10 +23,11 @@ from sgbench import __version__
 from sgbench.core import seeding
 from sgbench.models.sit import SiT
 from sgbench.runs.rundir import RunDir, RunInfo, now
-from sgbench.sampling.config import SampleConfig, read_prompt_texts
+from sgbench.sampling.config import SampleConfig
 from sgbench.sampling.decoding import make_decoder, resolve_decoder
 from sgbench.sampling.solvers import eval_times, integrate
 from sgbench.utils import distributed
+from sgbench.utils.errors import SgbenchError
 from sgbench.utils.files import cached_sha256
 from sgbench.utils.progress import Bar
 
@@ -123,10 +124,13 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     from sgbench.core.guidance.base import check_guide, check_sparse_backbone
     from sgbench.models.checkpoint import load_model
 
-    config.validate()
+    prompts = config.validate()  # text runs: the prompts file, read once for this whole call
     method = config.method()
     run = RunDir(config.out)
     identity = config.identity()
+    if prompts is not None and identity["prompts_sha256"] != prompts.sha256:
+        raise SgbenchError(f"{config.prompts} changed while sampling read it (two reads gave different sha256s): run the "
+                           "command again when the file is no longer being written")
     if run.is_finished(identity):
         return run.path
     device = distributed.local_device(distributed.parse_device(config.device))
@@ -139,10 +143,10 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
     check_sparse_backbone(method, models, times)
     config.check_model(main.config)
     prompt_set = None
-    if config.prompts is not None:
+    if prompts is not None:
         from sgbench.core.conditioning import PromptSet
 
-        prompt_set = PromptSet(read_prompt_texts(config.prompts))
+        prompt_set = PromptSet(prompts.texts)
         for model in filter(None, (main, guide)):  # every prompt encoded once per model, and checked before any write
             prompt_set.encoded(model)
     decoder = resolve_decoder(config)
@@ -186,6 +190,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
             first = run.first_images(rows * config.images_per_prompt)
             pick = [r * config.images_per_prompt + j for r in range(rows) for j in range(k)]
             save_labelled_grid(first[pick], prompt_set.prompts[:rows], run.grid)
+        # the run's own copy of its prompts, so evaluation never depends on the original file (docs/design.md, "Runs")
+        prompts_copy = run.write_prompts(prompts.data, is_jsonl=prompts.is_jsonl) if prompts is not None else None
         run.write_info(RunInfo(
             config=asdict(config), identity=identity,
             guidance={"name": method.name, "params": method.params},
@@ -197,8 +203,8 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
                     "images_per_s": generated / elapsed if elapsed > 0 and generated else None,
                     "device": str(device), "threads": torch.get_num_threads(), "peak_memory_mb": _peak_memory_mb(device)},
             environment=environment_info(), created=now(), decoder=decoder, samples=run.samples_binding(),
-            conditioning=None if prompt_set is None else {
-                "prompts": config.prompts, "sha256": cached_sha256(config.prompts), "num_prompts": len(prompt_set),
+            conditioning=None if prompts is None else {
+                "prompts": config.prompts, "sha256": prompts.sha256, "copy": prompts_copy, "num_prompts": len(prompt_set),
                 "images_per_prompt": config.images_per_prompt, "null": "the empty prompt",
                 "icg": "another prompt of this file, drawn uniformly per sample and step (seeding stream ICG_LABEL)",
             },

@@ -40,6 +40,7 @@ from sgbench.workflows.recipes import load_yaml, strict_dataclass
 from sgbench.utils.errors import SgbenchError
 from sgbench.workflows.jobs import Evaluation, check_jobs, sample_and_evaluate
 from sgbench.sampling import SampleConfig, read_prompt_texts
+from sgbench.utils.files import atomic_write_text
 
 DEFAULT_RECIPE = "recipes/bench/animal.yaml"
 LEADERBOARD_FILES = {"leaderboard.md": "markdown", "leaderboard.csv": "csv", "leaderboard.json": "json"}
@@ -216,7 +217,6 @@ def mode_of(quick: bool, full: bool) -> str:
 def subset_prompts(source: Path, per_task: int | None, out: Path) -> Path:
     """The first `per_task` prompts of each GenEval task of `source`, in its order, as a file in `out`
     (the whole file when per_task is None): a stratified subset every configuration shares."""
-    from sgbench.utils.files import atomic_write_text
     from sgbench.text.prompts import read_prompts
 
     if per_task is None:
@@ -308,5 +308,5 @@ def run_bench(recipe: BenchRecipe, *, quick: bool = False, full: bool = False, o
     board = results.leaderboard(results.load_runs(dirs, extractor=recipe.eval.extractor, reference=recipe.eval.ref), kind=kind)
     root = Path(out or recipe.out) / mode
     for name, fmt in LEADERBOARD_FILES.items():
-        (root / name).write_text(results.render(board, fmt))
+        atomic_write_text(root / name, results.render(board, fmt))
     return board

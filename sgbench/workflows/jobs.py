@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sgbench.utils.errors import SgbenchError
-from sgbench.evaluation.evaluate import evaluate
-from sgbench.evaluation.reference import check_reference, load_reference, reference_name
+from sgbench.evaluation.metrics import Scoring, bench_scorers
+from sgbench.evaluation.reference import check_reference, load_reference
 from sgbench.runs.rundir import RunDir
-from sgbench.text.prompts import prompt_set_name
 from sgbench.sampling import SampleConfig, is_latent, resolve_decoder, sample_run
 
 MIN_SAMPLES = 10  # the Inception Score's 10 splits
@@ -70,21 +69,18 @@ def image_size(config: SampleConfig) -> int:
 
 
 def sample_and_evaluate(config: SampleConfig, evaluation: Evaluation, *, progress: bool = True) -> str:
-    """Returns what happened: 'kept' (finished and evaluated already), 'evaluated' or 'sampled'."""
-    from sgbench.evaluation.geneval import run as geneval
-
+    """Sample the run unless it is finished, then run every scorer of its board's metrics (the metric
+    registry's `bench_scorers`: class runs `eval fid`, text runs the offline GenEval) that has not scored
+    these samples yet. Returns what happened: 'kept' (finished and scored already), 'evaluated' or 'sampled'."""
     run = RunDir(config.out)
     sampled = run.is_finished(config.identity())
-    if config.prompts is None:
-        scored = sampled and run.has_metric("fid", evaluation.extractor, reference_name(evaluation.ref), config.num)
-    else:
-        scored = sampled and run.has_metric("geneval", geneval.OFFLINE, prompt_set_name(config.prompts), config.num)
-    if scored:
+    scoring = Scoring(extractor=evaluation.extractor, ref=evaluation.ref, num_samples=config.num, prompts=config.prompts)
+    scorers = bench_scorers("class" if config.prompts is None else "t2i")
+    todo = [s for s in scorers if not (sampled and s.is_scored(run, scoring))]
+    if not todo:
         return "kept"
     if not sampled:
         sample_run(config, progress=progress)
-    if config.prompts is None:
-        evaluate(run.path, evaluation.ref, evaluation.extractor)
-    else:
-        geneval.evaluate_run(run.path)
+    for scorer in todo:
+        scorer.score(run, scoring)
     return "evaluated" if sampled else "sampled"

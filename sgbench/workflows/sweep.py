@@ -4,6 +4,8 @@
                      "scale": [1.3, 1.5]}, ref="animal-all", sparsity=[0, 0.25, 0.5, 0.75])
     plot_sweep(dirs, "runs/sweep/figures")      # Fig. 4, Fig. 6, Fig. A1 (sgbench.results.plots)
 
+    report = sweep_and_plot("ckpt.safetensors", "runs/sweep", ref="animal-all", grid=...)   # both, for `sgbench sweep`
+
 Each cell is one `sgbench.workflows.jobs.sample_and_evaluate`. Cells the method rejects (sg's gs >= gw) are
 skipped with the reason; everything else (every value's syntax, checkpoints, reference and its
 resolution, sample counts, the figures' folder) is checked before the first cell runs; cells whose run directory already has samples and metrics for (extractor, ref) are not
@@ -35,6 +37,14 @@ class Cell:
     seed: int
     out: Path
     skip: str | None = None  # why the cell does not run (invalid parameters)
+
+
+def parse_levels(text: str | None) -> list[float]:
+    """`--sparsity` '0,0.25,0.5' -> [0.0, 0.25, 0.5]; None or '' -> []."""
+    try:
+        return [float(g) for g in text.split(",") if g.strip()] if text else []
+    except ValueError:
+        raise SgbenchError(f"Expected --sparsity as G1,G2,... (e.g. 0,0.25,0.5) but got '{text}'") from None
 
 
 def parse_grid(items: Sequence[str]) -> dict[str, list]:
@@ -199,3 +209,58 @@ def run_sweep(
             log.skipped.append((cell, cell.skip))
             echo(f"skipped {cell.method} {cell.params}: {cell.skip}")
     return [c.out for c in todo]
+
+
+@dataclass
+class SweepReport:
+    """What `sweep_and_plot` did: each cell's fate, the valid cells' run directories, their leaderboard
+    (rendered as a table) and the figures written."""
+
+    log: SweepLog
+    dirs: list[Path]
+    table: str
+    figures: list[Path]
+
+
+def summary(log: SweepLog) -> str:
+    return f"{len(log.ran)} cells run, {len(log.resumed)} already finished, {len(log.skipped)} skipped as invalid"
+
+
+def sweep_and_plot(
+    checkpoint: str | Path,
+    out: str | Path,
+    *,
+    ref: str,
+    extractor: str = "animal",
+    method: str = "sg",
+    grid: dict[str, Sequence] | None = None,
+    fixed: dict | None = None,
+    sparsity: Sequence[float] = (),
+    seeds: Sequence[int] = (0,),
+    guide: str | Path | None = None,
+    num: int = 100,
+    batch_size: int = 100,
+    steps: int = 40,
+    solver: str = "euler",
+    device: str = "cpu",
+    figures: str | Path | None = None,      # default OUT/figures
+    echo: Callable[[str], None] = lambda s: None,
+) -> SweepReport:
+    """`sgbench sweep`: run the sweep (`run_sweep`, same arguments), echo what happened to its cells, then
+    make its leaderboard and the figures its cells support (Fig. 4, 6, A1). A sweep whose every cell is
+    invalid is an error, raised after the reasons were echoed."""
+    from sgbench.evaluation.reference import reference_name
+    from sgbench.results import leaderboard, load_runs, render
+    from sgbench.results.plots import plot_sweep
+
+    log = SweepLog()
+    figures = Path(figures) if figures is not None else Path(out) / "figures"
+    dirs = run_sweep(checkpoint, out, ref=ref, extractor=extractor, method=method, grid=grid, fixed=fixed, sparsity=sparsity,
+                     seeds=seeds, guide=guide, num=num, batch_size=batch_size, steps=steps, solver=solver, device=device,
+                     log=log, figures=figures, echo=echo)
+    echo(summary(log))
+    if not dirs:
+        raise SgbenchError("Every cell of the sweep was invalid; see the reasons above")
+    board = leaderboard(load_runs(dirs, extractor=extractor, reference=reference_name(ref)))
+    written = plot_sweep(dirs, figures, extractor=extractor, reference=reference_name(ref))
+    return SweepReport(log, dirs, render(board, "table"), written)

@@ -45,6 +45,7 @@ from sgbench.utils.errors import SgbenchError
 from sgbench.core.flow import flow_matching_loss, masked_flow_matching_loss
 from sgbench.models.checkpoint import atomic_save_safetensors, save_model
 from sgbench.models.sit import ModelConfig, SiT
+from sgbench.utils.files import atomic_write_text
 from sgbench.utils.progress import Bar
 
 # ----------------------------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def train(
             raise SgbenchError(f"Cannot write the training output folder {out}: {e.strerror or e}") from None
         if ckpt_path.exists() and not resume:
             raise SgbenchError(f"{ckpt_path} exists: pass --resume to continue it, or choose another out directory")
-        (out / "recipe.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(recipe_to_dict(recipe))), sort_keys=False))
+        atomic_write_text(out / "recipe.yaml", yaml.safe_dump(json.loads(json.dumps(recipe_to_dict(recipe))), sort_keys=False))
 
     config = recipe.model.build()
     torch.manual_seed(t_cfg.seed)  # initial weights

@@ -26,10 +26,9 @@ from sgbench.text.prompts import read_prompts, run_prompts
 from sgbench.evaluation.geneval.files import check_layout_dir, export_geneval_layout, read_geneval_results, write_results_jsonl
 from sgbench.evaluation.geneval.rules import GenevalReport, correct_by_task, summarize
 from sgbench.evaluation import bootstrap
+from sgbench.evaluation.metrics.geneval import OFFLINE, REAL  # the judges' names in metrics.json (re-exported)
 from sgbench.runs.rundir import MetricRecord, RunDir, now
 
-OFFLINE = "geneval-animal"  # the offline judge's name in metrics.json
-REAL = "geneval"            # the real evaluator's, ingested
 RESULTS_FILE = "geneval/results.jsonl"
 # An image's path as GenEval's evaluator writes it in `filename`: ...<prompt index>/samples/<n>.png
 IMAGE_PATH = re.compile(r"(?:^|[/\\])(\d+)[/\\]samples[/\\](\d+)\.png$")
@@ -51,10 +50,7 @@ def report_records(report: GenevalReport, run: RunDir, *, extractor: str, refere
                    replicates: int = bootstrap.DEFAULT_REPLICATES) -> list[MetricRecord]:
     """MetricRecords of a GenEval report: overall and per task, with stratified bootstrap intervals."""
     by_task = correct_by_task(report.results)
-    task_replicates = {}
-    if replicates:
-        for k, (task, correct) in enumerate(by_task.items()):
-            task_replicates[task] = np.asarray([c @ correct / len(correct) for c in bootstrap.counts(len(correct), replicates, seed=k)])
+    task_replicates, overall_reps = bootstrap.stratified_replicates(by_task, replicates)
     num, sha, created = len(report.results), run.samples_sha256(), now()
 
     def record(metric: str, value: float, reps) -> MetricRecord:
@@ -63,7 +59,6 @@ def report_records(report: GenevalReport, run: RunDir, *, extractor: str, refere
                             samples_sha256=sha, ci95=ci, weights_sha256=weights_sha256, created=created)
 
     out = [record(f"geneval/{task}", report.task_scores[task], task_replicates.get(task)) for task in by_task]
-    overall_reps = np.mean(list(task_replicates.values()), axis=0) if task_replicates else None
     return [record("geneval", report.overall, overall_reps), *out]
 
 
