@@ -9,7 +9,7 @@ package, and registered below. The rest is derived from it: the record columns a
 
 from __future__ import annotations
 
-from sgbench.evaluation.metrics import clip, fid, geneval, hpsv3
+from sgbench.evaluation.metrics import clip, fid, geneval, geneval_images, hpsv3
 from sgbench.evaluation.metrics.base import BOARD_KINDS, Metric, Scorer, Scoring
 
 # Board kind -> its primary metric: the quality its Pareto front trades against cost and its default sort.
@@ -32,7 +32,7 @@ def register(*modules) -> dict[str, Metric]:
 
 
 # One entry per metric file; the order is the leaderboards' column order.
-REGISTRY = register(fid, geneval, hpsv3, clip)
+REGISTRY = register(fid, geneval, geneval_images, hpsv3, clip)
 
 
 def board_metrics(kind: str) -> list[Metric]:
