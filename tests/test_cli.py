@@ -270,8 +270,8 @@ def test_sample_takes_a_guidance_spec_and_combines_it_with_the_options(monkeypat
     calls = record(monkeypatch, "sgbench.sampling.sample_run", Path("runs/x"))
     assert runner.invoke(app, ["sample", "-c", "m.safetensors", "-g", "cfg+sg:gs=0.2,gw=0.7", "--scale", "2.5"]).exit_code == 0
     (config,), _ = calls[0]
-    assert (config.guidance, config.guidance_params, config.out) == ("cfg+sg", {"gs": "0.2", "gw": "0.7", "scale": "2.5"},
-                                                                     str(Path("runs/sample/cfg_sg-seed0")))
+    assert (config.guidance, config.guidance_params, config.out) == (  # canonical: typed, defaults filled
+        "cfg+sg", {"scale": 2.5, "gs": 0.2, "gw": 0.7, "interval": [0.0, 1.0]}, str(Path("runs/sample/cfg_sg-seed0")))
     one_line_error(runner.invoke(app, ["sample", "-c", "m.safetensors", "-g", "sg:gs=0.5", "--gs", "0.3"]),
                    "Expected gs once but got it both in --guidance sg:gs=0.5 and as --gs")
     assert len(calls) == 1

@@ -20,7 +20,7 @@ class SampleConfig:
     checkpoint: str
     out: str
     guidance: str = "unguided"
-    guidance_params: dict = field(default_factory=dict)  # exactly what the user set
+    guidance_params: dict = field(default_factory=dict)  # as given; canonical after construction (every parameter, typed)
     guide: str | None = None  # guide checkpoint for ag / ag+sg
     num: int = 64
     batch_size: int = 64
@@ -34,6 +34,20 @@ class SampleConfig:
     prompts: str | None = None  # text models: a prompts file (GenEval's evaluation_metadata.jsonl, or one per line)
     images_per_prompt: int = 1  # text models: sample i shows prompt i // images_per_prompt
 
+    def __post_init__(self):
+        """Build the guidance method once, here: its parameters parsed, validated and defaults filled, so
+        equal settings are equal configurations however they were spelled (`-g sg` and `--gs 0.5 --gw 0.9`,
+        YAML's 0.5 and the CLI's '0.5'), and every consumer reads the same typed method."""
+        from sgbench.core.guidance import build_guidance
+
+        method = build_guidance(self.guidance, **self.guidance_params)
+        object.__setattr__(self, "_method", method)
+        object.__setattr__(self, "guidance_params", method.params)
+
+    def method(self):
+        """The guidance method this run samples with (built once, in __post_init__)."""
+        return self._method
+
     def identity(self) -> dict:
         """What determines the samples, as JSON: a resumed run must match it (batch size, device and
         output folder don't). The weights' hashes belong to it: a checkpoint retrained in place must not
@@ -43,7 +57,6 @@ class SampleConfig:
         d = asdict(self)
         for k in ("batch_size", "device", "out", "vae", "precision", "prompts", "images_per_prompt"):
             d.pop(k)
-        d["guidance_params"] = self.method().params  # canonical: typed, defaults filled, however spelled
         if self.precision != "fp32":
             d["precision"] = self.precision
         if self.prompts is not None:  # text runs: the prompts' content, not the file's path
@@ -57,12 +70,6 @@ class SampleConfig:
         d["guide_sha256"] = cached_sha256(self.guide) if self.guide else None
         d["run_format"] = RUN_FORMAT
         return as_json(d)
-
-    def method(self):
-        """The guidance method this run samples with, its parameters parsed and validated."""
-        from sgbench.core.guidance import build_guidance
-
-        return build_guidance(self.guidance, **self.guidance_params)
 
     def validate(self) -> PromptFile | None:
         """Everything that can be checked without loading a model, before anything is written. Returns the
