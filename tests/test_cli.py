@@ -132,6 +132,8 @@ PARSES = {
     ("eval", "fid"): (["runs/sg", "--ref", "animal-all", "-e", "inception", "--weights", "w.pth", "--kid", "-b", "50", "--bootstrap", "10"],
                       {"samples": P("runs/sg"), "ref": "animal-all", "extractor": "inception", "weights": P("w.pth"), "kid": True,
                        "batch_size": 50, "bootstrap": 10}),
+    ("eval", "probe"): (["-c", "t2i.safetensors", "--scenes", "50", "--sprite", "14", "-f", "json"],
+                        {"checkpoint": P("t2i.safetensors"), "scenes": 50, "sprite": 14, "fmt": "json"}),
     ("eval", "lpips"): (["runs/sg", "--against", "runs/cond", "--net", "vgg", "-b", "8"],
                         {"samples": P("runs/sg"), "against": P("runs/cond"), "net": "vgg", "batch_size": 8}),
     ("eval", "clip"): (["samples.npz", "--prompts", "p.txt", "--weights", "clip.bin", "--model", "ViT-L-14", "-b", "4"],

@@ -66,3 +66,20 @@ def test_a_model_that_ignores_its_text_scores_one_half_and_the_probe_is_determin
 def test_a_class_model_is_refused():
     with pytest.raises(SgbenchError, match="needs a text model"):
         attribute_probe(SiT(preset("Tiny-test")), scenes=2)
+
+
+def test_the_probe_command_prints_every_attribute_and_refuses_bad_input(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+    from sgbench.models.checkpoint import save_model
+
+    torch.manual_seed(0)
+    save_model(SiT(TINY), tmp_path / "t.safetensors")
+    r = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--scenes", "4", "-f", "json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {a: 0.5 for a in ATTRIBUTES}
+    bad = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--scenes", "0"])
+    assert bad.exit_code == 2 and "Expected --scenes >= 1 but got 0" in bad.output

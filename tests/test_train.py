@@ -1,5 +1,6 @@
 """Training: recipes are strict, a killed run resumes exactly, 2 processes equal 1."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from sgbench.evaluation.probe import ATTRIBUTES
 from sgbench.workflows.recipes import load_train_recipe
 from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import load_model
@@ -205,6 +207,15 @@ def test_text_training_changes_the_text_encoder(tmp_path):
     assert not torch.equal(initial["text_encoder.base.embedding.weight"], trained["text_encoder.base.embedding.weight"])
 
 
+def test_the_attribute_probe_is_logged_during_text_training(tmp_path):
+    recipe = load_train_recipe(write_text_recipe(tmp_path, train={"probe_every": 2, "probe_scenes": 3}))
+    train(recipe, progress=False)
+    lines = [json.loads(line) for line in (Path(recipe.out) / "train_log.jsonl").read_text().splitlines()]
+    probes = [line for line in lines if "probe" in line]
+    assert [p["step"] for p in probes] == [2, 4]
+    assert all(set(p["probe"]) == set(ATTRIBUTES) and all(0 <= v <= 1 for v in p["probe"].values()) for p in probes)
+
+
 def test_scene_rendering_workers_train_the_same_weights(tmp_path):
     inline = load_train_recipe(write_text_recipe(tmp_path / "a"))
     train(inline, progress=False)
@@ -220,6 +231,7 @@ def test_scene_rendering_workers_train_the_same_weights(tmp_path):
         ({"data": {"dataset": "animal_mnist"}}, "data.dataset 'animal_mnist' needs a class-conditional model"),
         ({"data": {"canvas": 40}}, "Scenes of 40x40x3 do not fit the model's input 32x32x3"),
         ({"data": {"hold_out": "coco"}}, "Unknown data.hold_out 'coco'; expected geneval"),
+        ({"train": {"probe_every": -1}}, r"Expected train.probe_every >= 0 \(0: off\) and train.probe_scenes >= 1 but got -1 and 100"),
     ],
 )
 def test_bad_text_recipes_fail_before_training(tmp_path, changes, message):

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from sgbench.cli import OUT_IS_A_FOLDER, Device, Extractor, Ref, Weights, app, renamed
+from sgbench.cli import OUT_IS_A_FOLDER, Checkpoint, Device, Extractor, Ref, Weights, app, renamed
 from sgbench.cli.models import export_app
 from sgbench.utils.errors import SgbenchError
 
@@ -56,6 +56,41 @@ def eval_fid(
     typer.echo(metrics_table(result), nl=False)
     if result["reused"]:
         typer.echo(f"Not recomputed: {samples}/metrics.json holds these metrics of these samples (same extractor, reference, options)", err=True)
+
+
+@eval_app.command(
+    "probe",
+    epilog="""Examples:
+
+    sgbench eval probe -c sgbench/assets/animal-scenes-routed.safetensors
+
+    sgbench eval probe -c runs/train/animal-scenes-routed/snapshots/ema-step1200.safetensors --scenes 100 -f json
+
+Training logs the same probe with `train.probe_every: N` (text recipes), into train_log.jsonl.
+""",
+)
+def eval_probe(
+    checkpoint: Checkpoint,
+    scenes: Annotated[int, typer.Option("--scenes", help="Held-out scenes per attribute")] = 300,
+    sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px, as the model was trained (data.sprite)")] = 16,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+) -> None:
+    """Does a text model use each attribute of its caption? The attribute-swap probe: for held-out scenes, how
+    often the true caption gives a lower denoising error than the caption with one attribute changed (class,
+    second class, colour, one vs two, count, colour binding, relation)."""
+    import json
+
+    from sgbench.evaluation.probe import attribute_probe
+    from sgbench.models.checkpoint import load_model
+    from sgbench.results.render import probe_table
+
+    if fmt not in ("table", "json"):
+        raise SgbenchError(f"Expected --format table or json but got '{fmt}'")
+    if scenes < 1:
+        raise SgbenchError(f"Expected --scenes >= 1 but got {scenes}")
+    scores = attribute_probe(load_model(checkpoint), scenes=scenes, sprite=sprite)
+    typer.echo(json.dumps(scores, indent=2) if fmt == "json" else probe_table(scores, title=f"Attribute probe ({checkpoint.name})", scenes=scenes),
+               nl=fmt == "json")
 
 
 @eval_app.command(

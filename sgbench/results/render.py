@@ -277,3 +277,11 @@ def geneval_table(reports: dict) -> str:
     rows = [[name, *(f"{r.task_scores[t]:.3f}" if t in r.task_scores else "-" for t in TASKS), f"{r.overall:.3f}",
              str(len(r.results))] for name, r in reports.items()]
     return rich_text(table("GenEval (fraction of images judged correct)", ["run", *TASKS, "overall", "images"], rows))
+
+
+def probe_table(scores: dict[str, float], *, title: str, scenes: int) -> str:
+    """`sgbench eval probe`: per attribute, how often the true caption denoises better than the altered one."""
+    rows = [[attribute, f"{value:.3f}"] for attribute, value in scores.items()]
+    caption = (f"{scenes} held-out scenes per attribute, same noise and t for both captions; 0.5 = the attribute is "
+               "ignored, 1 = the true caption always denoises better")
+    return rich_text(table(title, ["attribute", "true caption better"], rows, caption=caption))

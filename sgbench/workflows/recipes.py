@@ -100,6 +100,10 @@ class TrainSection:
     log_every: int = 50
     ckpt_every: int = 500
     sample_every: int = 0  # 0: only at the end
+    # Text models: log the attribute-swap probe of the EMA model (sgbench.evaluation.probe) every N steps into
+    # train_log.jsonl, on probe_scenes scenes per attribute, so a recipe that does not learn shows it early.
+    probe_every: int = 0  # 0: off
+    probe_scenes: int = 100
     snapshots: tuple[int, ...] = ()  # steps at which to keep EMA weights (autoguidance guides)
     precision: str = "fp32"  # or "bf16": autocast to bfloat16 (CUDA, and CPUs with bf16 matmuls); weights stay float32
 
@@ -215,6 +219,8 @@ def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecip
         raise SgbenchError(f"Unknown train.time_sampling '{t.time_sampling}'; expected one of {', '.join(TIME_SAMPLINGS)}")
     if t.time_std <= 0:
         raise SgbenchError(f"Expected train.time_std > 0 but got {t.time_std}")
+    if t.probe_every < 0 or t.probe_scenes < 1:
+        raise SgbenchError(f"Expected train.probe_every >= 0 (0: off) and train.probe_scenes >= 1 but got {t.probe_every} and {t.probe_scenes}")
     if recipe.data.workers < 0:
         raise SgbenchError(f"Expected data.workers >= 0 (0 renders scenes in the training process) but got {recipe.data.workers}")
     if t.precision not in PRECISIONS:

@@ -317,6 +317,12 @@ def train(
                 save_model(ema, out / "snapshots" / f"ema-step{step}.safetensors", extra={"step": step, **extra})
             if t_cfg.sample_every and step % t_cfg.sample_every == 0:
                 _write_grid(ema, out / f"grid-step{step}.png")
+            if text_model and t_cfg.probe_every and step % t_cfg.probe_every == 0:
+                from sgbench.evaluation.probe import attribute_probe
+
+                probe = attribute_probe(ema, scenes=t_cfg.probe_scenes, canvas=recipe.data.canvas, sprite=recipe.data.sprite)
+                log.write(json.dumps({"step": step, "probe": probe}) + "\n")
+                log.flush()
             if step % t_cfg.ckpt_every == 0 or step == last_step:
                 save_checkpoint(ckpt_path, step, model, ema, opt, recipe)
         distributed.barrier()
