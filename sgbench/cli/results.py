@@ -79,7 +79,9 @@ is 1 when a configuration regressed beyond its tolerance and its 95% interval, o
 --reference paper adds the paper's reported rows in a block of their own (never ranked with the runs):
 Table 2, plus Table 1 when a run's backbone masks tokens and Table 3 when runs are scored with Inception.
 Class and text-to-image runs are separate boards; --plots draws each board's figures and names a board
-whose runs support none.
+whose runs support none. Runs evaluated with per-sample features (eval fid stores them) and sharing seed,
+sample count and labels are paired: a column gives each row's FD minus its reference row's (the best, or
+--against) with a paired 95% interval, and the tiers come from Holm's step-down on those differences.
 """
 )
 def compare(
@@ -96,6 +98,8 @@ def compare(
     plots: Annotated[Optional[Path], typer.Option("--plots", help="Also write the figures these runs support (PNG) into this folder")] = None,
     reference: Annotated[Optional[str], typer.Option("--reference", help="paper: the paper's reported rows beside the runs, labelled and "
                                                      "never ranked with them; paper:N,M picks its tables (1-3 ImageNet, 4-5 text-to-image)")] = None,
+    against: Annotated[Optional[str], typer.Option("--against", help="Pair every row with this row (its method label, e.g. "
+                                                   "unguided or 'cfg w=1.5'; default: each backbone's best)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", hidden=True, help="Deprecated spelling of --file")] = None,
 ) -> None:
     """The leaderboard of run directories: quality ± 95% interval next to cost, tiers, Pareto front."""
@@ -103,7 +107,8 @@ def compare(
 
     file = renamed(file, out, command="compare", new="--file", old="-o/--out", why=OUT_IS_A_FOLDER)
     result = compare_runs(runs, sort=sort, reverse=reverse, fmt=fmt, file=file, ref=ref, extractor=extractor, baseline=baseline,
-                          tolerances=tolerance or [], save_baseline_to=save_baseline, plots=plots, reference=reference)
+                          tolerances=tolerance or [], save_baseline_to=save_baseline, plots=plots, reference=reference,
+                          against=against)
     if result.file is None:
         typer.echo(result.text, nl=False)
     for line in result.notes:

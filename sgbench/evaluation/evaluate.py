@@ -9,7 +9,8 @@ features -> statistics -> metric, in one streaming pass over the samples:
                      are the dataset's classes, when the samples carry labels)
 Each metric from the samples gets a 95% bootstrap interval (sgbench.evaluation.bootstrap). A run directory
 gets MetricRecords in metrics.json (sgbench.runs.rundir), each naming its extractor, the extractor's weights,
-the reference and the sha256 of the samples it scored.
+the reference and the sha256 of the samples it scored, and RUN/evaluation/<extractor>.npz: the per-sample
+features and class-correctness that paired comparisons resample (sgbench.evaluation.paired).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sgbench.evaluation.fd import frechet_distance
 from sgbench.evaluation.features import check_batch_size, stream_features
 from sgbench.evaluation.isc import inception_score
 from sgbench.evaluation.npz import open_images, read_labels
+from sgbench.evaluation.paired import read_per_sample, write_per_sample
 from sgbench.evaluation.prc import manifold_membership
 from sgbench.runs.rundir import SAMPLES_FILE, MetricRecord, RunDir, now
 
@@ -124,7 +126,8 @@ def evaluate(
         stored = _stored_records(run, names, {"extractor": extractor, "reference": head["reference"], "num_samples": head["num_samples"],
                                               "weights_sha256": head["weights_sha256"], "num_reference": head["num_reference"],
                                               "resolution": head["resolution"], "options": options})
-        if stored is not None:
+        per_sample = read_per_sample(run.path, extractor, weights_sha256=net.weights_sha256, samples_sha256=run.samples_sha256())
+        if stored is not None and per_sample is not None:  # without the per-sample features, computed once more to store them
             return {**head, "metrics": {n: stored[n].value for n in names},
                     "ci95": {n: stored[n].ci95 for n in names if stored[n].ci95 is not None},
                     "bootstrap_replicates": bootstrap_replicates, "reused": True}
@@ -160,6 +163,8 @@ def evaluate(
     if run is not None and write:
         created = now()
         sha = run.samples_sha256()
+        # what a paired comparison needs (docs/design.md, "Paired comparisons"), bound to these samples and weights
+        write_per_sample(run.path, extractor, result.features, correct, weights_sha256=net.weights_sha256, samples_sha256=sha)
         run.write_metrics([
             MetricRecord(metric=name, value=value, extractor=extractor, reference=out["reference"], num_samples=images.num_images,
                          samples_sha256=sha, ci95=ci95.get(name), weights_sha256=net.weights_sha256,

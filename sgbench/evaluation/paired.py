@@ -19,13 +19,17 @@ excludes 0).
 
 from __future__ import annotations
 
+import json
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from sgbench.evaluation.bootstrap import LEVEL, percentile_interval
 from sgbench.utils.errors import SgbenchError
+from sgbench.utils.files import atomic_savez
 
 
 @dataclass(frozen=True)
@@ -104,3 +108,45 @@ def check_pairable(name_a: str, per_sample_a: dict[str, np.ndarray], name_b: str
                 f"Cannot pair {name_a} with {name_b}: their samples differ in '{key}' (paired comparisons need the same "
                 "seed, sample count and labels or prompts, so that sample i shares its noise and condition)"
             )
+
+
+# ----------------------------------------------------------------------------------------------------
+# What a paired FD needs from a run: its per-sample features (docs/design.md, "Paired comparisons")
+
+PER_SAMPLE_DIR = "evaluation"
+
+
+def per_sample_path(run_dir: str | Path, extractor: str) -> Path:
+    """RUN/evaluation/<extractor>.npz: the features `eval fid` computed for each sample of the run."""
+    return Path(run_dir) / PER_SAMPLE_DIR / f"{extractor}.npz"
+
+
+def write_per_sample(run_dir: str | Path, extractor: str, features: np.ndarray, correct: np.ndarray | None, *,
+                     weights_sha256: str, samples_sha256: str) -> Path:
+    """Store the per-sample features (float32, sample order) and class-correctness (when the samples carry
+    labels) atomically, bound to the samples' sha256 and the extractor's weights."""
+    path = per_sample_path(run_dir, extractor)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"extractor": extractor, "weights_sha256": weights_sha256, "samples_sha256": samples_sha256}
+    arrays = {"features": np.asarray(features, np.float32), "meta": np.asarray([json.dumps(meta, sort_keys=True)])}
+    if correct is not None:
+        arrays["correct"] = np.asarray(correct, bool)
+    atomic_savez(path, **arrays)
+    return path
+
+
+def read_per_sample(run_dir: str | Path, extractor: str, *, weights_sha256: str | None,
+                    samples_sha256: str | None) -> dict[str, np.ndarray] | None:
+    """The run's per-sample arrays ('features', and 'correct' where stored), or None when the file is
+    missing, unreadable or stale: written for other samples or by other extractor weights is never used."""
+    path = per_sample_path(run_dir, extractor)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as f:
+            meta = json.loads(str(f["meta"].reshape(-1)[0]))
+            if meta != {"extractor": extractor, "weights_sha256": weights_sha256, "samples_sha256": samples_sha256}:
+                return None
+            return {k: f[k] for k in f.files if k != "meta"}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+        return None

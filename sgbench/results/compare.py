@@ -20,6 +20,7 @@ from sgbench.utils.errors import SgbenchError
 from sgbench.utils.files import atomic_write_text
 from sgbench.results.gate import GateResult, check_baseline, parse_tolerances, read_baseline, save_baseline
 from sgbench.results.leaderboard import Leaderboard, kinds, leaderboard
+from sgbench.results.pairing import check_against, pair_board
 from sgbench.results.paper import PaperTable, reference_tables
 from sgbench.results.records import COLUMNS, PRIMARY, Loaded, column_key, load_runs
 from sgbench.results.render import check_format, render
@@ -32,7 +33,7 @@ class Comparison:
     boards: list[Leaderboard]          # one per kind of run, class first
     text: str                          # every board rendered in the asked format, joined by a blank line
     file: Path | None                  # where `text` was written instead of being printed
-    notes: list[str]                   # one line each: files written, figures written, boards without a figure
+    notes: list[str]                   # one line each: rows left unpaired and why, files and figures written, boards without a figure
     gate: GateResult | None            # the regression gate's verdict when a baseline was given
 
 
@@ -85,8 +86,10 @@ def compare_runs(
     save_baseline_to: str | Path | None = None,
     plots: str | Path | None = None,         # folder for every figure the boards support
     reference: str | None = None,            # 'paper' or 'paper:N,M': the paper's rows beside the runs
+    against: str | None = None,              # the row (method label) every row is paired with; default each backbone's best
 ) -> Comparison:
-    """The leaderboards of run directories: quality with 95% intervals next to cost, tiers, Pareto front,
+    """The leaderboards of run directories: quality with 95% intervals next to cost, paired differences to a
+    reference row where the runs pair (docs/design.md, "Paired comparisons"), tiers, Pareto front,
     plus whatever was asked besides (file, figures, baseline, gate). Every input is checked (format,
     tolerances, baseline file) before any run is read."""
     from sgbench.results.plots import plot_boards
@@ -97,9 +100,10 @@ def compare_runs(
     if base is not None:
         extractor, ref = extractor or base.get("extractor"), ref or base.get("reference")
     boards = boards_of(load_runs(runs, extractor=extractor, reference=ref), sort=sort, reverse=reverse)
+    check_against(boards, against)
+    notes = [note for b in boards for note in pair_board(b, against=against)]  # before rendering: the paired column and tiers
     text = "\n".join(render(b, fmt, paper=paper_block(reference, b)) for b in boards)
     configurations, broken = sum(len(b.rows) for b in boards), sum(len(b.problems) for b in boards)
-    notes = []
     if file:
         file = write_leaderboard(text, file)
         notes.append(f"Wrote {file} ({configurations} configurations, {broken} broken or partial runs)")

@@ -35,6 +35,7 @@ class Row:
     pareto: bool = False
     tier: int | None = None                    # rows of one tier are indistinguishable in the sorted metric
     sparsity: str = "dense"                    # of the backbone: routing, masking or dense
+    paired: dict | None = None                 # {against, metric, delta, lo, hi, p}: paired difference to a reference row
 
     def interval(self, key: str) -> list[float] | None:
         return self.ci95.get(key)
@@ -49,6 +50,8 @@ class Leaderboard:
     sort: str = "fd"
     columns: list[str] = field(default_factory=list)  # shown: those any row has a value for
     kind: str = "class"  # 'class' (FD, ...) or 't2i' (GenEval, HPSv3, CLIP): never mixed in one board
+    paired_metric: str | None = None  # the metric of the rows' paired differences, when any row has one
+    tier_rule: str = "overlap"  # 'overlap' (intervals overlap the tier's best) or 'paired' (Holm on paired differences)
 
     @property
     def quality(self) -> str:

@@ -24,6 +24,7 @@ from sgbench.results.records import COLUMNS, COST_COLUMNS
 
 FORMATS = ("table", "markdown", "csv", "json")
 _COSTS = {c.key for c in COST_COLUMNS}
+PAIRED_CSV = ["paired_against", "paired_metric", "paired_delta", "paired_lo", "paired_hi", "paired_p"]
 
 
 def check_format(fmt: str) -> None:
@@ -67,6 +68,21 @@ def _pm(row: Row, key: str) -> str:
     return f"{m:{f}} ± {(ci[1] - ci[0]) / 2:{f}}" if ci is not None and key not in _COSTS else f"{m:{f}}"
 
 
+def _paired_cell(row: Row) -> str:
+    """'+2.51 [+0.71, +3.88]': the row's paired difference to its reference row; 'reference' for that row."""
+    p = row.paired
+    if p is None:
+        return "-"
+    if p["against"] == row.label:
+        return "reference"
+    f = COLUMNS[p["metric"]].fmt
+    return f"{p['delta']:+{f}} [{p['lo']:+{f}}, {p['hi']:+{f}}]"
+
+
+def _paired_header(board: Leaderboard) -> str:
+    return f"Δ{board.header(board.paired_metric)} paired"
+
+
 def _title(board: Leaderboard) -> str:
     if board.kind == "t2i":
         return (f"Text-to-image: GenEval (the real evaluator's results where ingested, else the offline judge of "
@@ -80,6 +96,21 @@ NOTES = ("± = half the 95% interval (bootstrap over the samples for one seed; t
          "* = Pareto front of {fd} against GFLOPs per image within a backbone, an indistinguishable {fd} counting as equal. "
          "GFLOPs/step: one forward per branch (Table 2); run/step: as executed (shared prefix once). "
          "img/s is measured on the machine that sampled.")
+OVERLAP_TIERS = "tier: rows of one backbone whose {sort} intervals overlap the tier's best row cannot be told apart. "
+PAIRED_NOTES = ("Δ{metric} paired: the row's {metric} minus its backbone's reference row's, with the 95% interval of the "
+                "paired bootstrap (the same draws of samples for both runs). ")
+PAIRED_TIERS = ("tier: rows of one backbone that Holm's step-down on the paired differences (5% family-wise) cannot "
+                "separate from the tier's best row. ")
+
+
+def _notes(board: Leaderboard) -> str:
+    """The caption; it names the rule that made the tiers (interval overlap, or paired comparisons)."""
+    notes = NOTES.format(fd=board.header(board.quality), sort=board.header(board.sort))
+    if board.paired_metric is None:
+        return notes
+    paired = PAIRED_NOTES.format(metric=board.header(board.paired_metric))
+    tiers = PAIRED_TIERS if board.tier_rule == "paired" else OVERLAP_TIERS.format(sort=board.header(board.sort))
+    return notes.replace(OVERLAP_TIERS.format(sort=board.header(board.sort)), paired + tiers)
 
 
 def _flat(board: Leaderboard) -> list[dict]:
@@ -91,6 +122,8 @@ def _flat(board: Leaderboard) -> list[dict]:
             ci = r.ci95.get(k)
             d[k], d[f"{k}_std"] = r.mean[k], r.std[k]
             d[f"{k}_lo"], d[f"{k}_hi"] = (ci[0], ci[1]) if ci else (None, None)
+        if board.paired_metric is not None:
+            d["paired"] = r.paired
         d["runs"] = r.runs
         out.append(d)
     return out
@@ -99,13 +132,14 @@ def _flat(board: Leaderboard) -> list[dict]:
 def render(board: Leaderboard, fmt: str = "table", *, paper: list[PaperTable] | None = None) -> str:
     """The leaderboard as text in one of FORMATS, followed by the paper's tables when given."""
     check_format(fmt)
-    notes = NOTES.format(fd=board.header(board.quality), sort=board.header(board.sort))
+    notes = _notes(board)
     paper = paper or []
     if fmt == "json":
         body = {
             "extractor": board.extractor, "reference": board.reference, "sort": board.sort, "notes": notes,
             "columns": {k: {"header": board.header(k), "better": {-1: "lower", 1: "higher"}[COLUMNS[k].better],
                             "help": COLUMNS[k].help} for k in board.columns},
+            **({"tier_rule": board.tier_rule} if board.paired_metric else {}),
             "rows": _flat(board),
             "problems": [{"path": str(p.path), "status": p.status, "reason": p.reason, "key": p.key} for p in board.problems],
         }
@@ -115,13 +149,15 @@ def render(board: Leaderboard, fmt: str = "table", *, paper: list[PaperTable] | 
     if fmt == "csv":
         buf = io.StringIO()
         names = (["status", "backbone", "config", "n", "tier", "pareto"]
-                 + [x for k in board.columns for x in (k, f"{k}_lo", f"{k}_hi", f"{k}_std")] + ["key", "runs", "reason"])
+                 + [x for k in board.columns for x in (k, f"{k}_lo", f"{k}_hi", f"{k}_std")]
+                 + (PAIRED_CSV if board.paired_metric else []) + ["key", "runs", "reason"])
         if paper:
             names += [k for k in _paper_csv_columns(paper) if k not in names] + ["table", "method", "epochs", "sparsity", "settings", "protocol"]
         w = csv.DictWriter(buf, fieldnames=names, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for d in _flat(board):
-            w.writerow({**d, "runs": ";".join(d["runs"])})
+            paired = {f"paired_{k}": v for k, v in (d.get("paired") or {}).items()}
+            w.writerow({**d, **paired, "runs": ";".join(d["runs"])})
         for p in board.problems:
             w.writerow({"status": p.status, "key": p.key or "", "runs": str(p.path), "reason": p.reason})
         for t in paper:
@@ -133,6 +169,11 @@ def render(board: Leaderboard, fmt: str = "table", *, paper: list[PaperTable] | 
     headers = ["", "tier", "backbone", "method", "n"] + [board.header(k) for k in board.columns]
     cells = [["*" if r.pareto else "", str(r.tier or "-"), r.backbone, r.label, str(r.n)] + [_pm(r, k) for k in board.columns]
              for r in board.rows]
+    if board.paired_metric is not None:  # right after the metric it differences
+        at = 5 + board.columns.index(board.paired_metric) + 1
+        headers.insert(at, _paired_header(board))
+        for c, r in zip(cells, board.rows):
+            c.insert(at, _paired_cell(r))
     if fmt == "markdown":
         lines = [f"**{_title(board)}**", "", "| " + " | ".join(headers) + " |",
                  "|" + "|".join(":--" if i in (0, 2, 3) else "--:" for i in range(len(headers))) + "|"]
