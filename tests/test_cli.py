@@ -115,6 +115,8 @@ PARSES = {
                  {"guidance": ["cfg", "sg:gs=0.5,gw=0.9"], "batch_size": 8, "repeats": 5, "threads": 2, "model": "SiT-XL/2"}),
     ("bench",): (["t2i", "--quick", "-o", "runs/q", "-f", "markdown", "--baseline", "b.json"],
                  {"recipe": "t2i", "quick": True, "full": False, "out": P("runs/q"), "fmt": "markdown", "baseline": P("b.json")}),
+    ("tune",): (["t2i", "--quick", "--max-gflops-image", "20", "--max-gflops-image", "40.5", "-o", "runs/t", "-f", "json"],
+                {"recipe": "t2i", "quick": True, "max_gflops_image": [20.0, 40.5], "out": P("runs/t"), "fmt": "json"}),
     ("compare",): (["runs/a", "runs/b", "-s", "gflops_step", "--reverse", "-f", "csv", "--file", "lb.csv", "-t", "fid=0.5",
                     "--plots", "figs", "--reference", "paper", "--save-baseline", "base.json"],
                    {"runs": [P("runs/a"), P("runs/b")], "sort": "gflops_step", "reverse": True, "fmt": "csv", "file": P("lb.csv"),
@@ -332,7 +334,7 @@ def test_the_module_and_the_entry_point_run_the_same_app():
 
 
 def test_help_has_examples_everywhere():
-    for path in [("sample",), ("sweep",), ("flops",), ("bench",), ("speed",), ("compare",), ("train",), ("export", "model"), ("export", "geneval"), ("eval", "geneval"), ("ingest", "geneval"),
+    for path in [("sample",), ("sweep",), ("flops",), ("bench",), ("tune",), ("speed",), ("compare",), ("train",), ("export", "model"), ("export", "geneval"), ("eval", "geneval"), ("ingest", "geneval"),
                  ("eval", "fid"), ("stats", "build")]:
         result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
         assert result.exit_code == 0 and "Example" in result.output, path

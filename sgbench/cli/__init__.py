@@ -4,7 +4,7 @@ Each command validates how its options combine, calls one library function and p
 tables are rendered by sgbench.results.render. A `SgbenchError` becomes a one-line message on stderr and
 exit code 2; no traceback for user mistakes. The commands live by group: `models` (train, import,
 export model, data), `sampling` (sample, guidance, flops, speed), `evaluation` (eval, stats, geneval,
-export/ingest geneval) and `results` (bench, compare, sweep).
+export/ingest geneval), `results` (bench, compare, sweep) and `tune`.
 
 One vocabulary for every command (docs/design.md, "Command line"): --checkpoint/-c (a model checkpoint),
 --guidance/-g NAME[:key=value,...], --num-samples/-n, --batch-size/-b, --out/-o (always an output
@@ -180,4 +180,4 @@ def report_gate(gate) -> None:
 
 
 # The command groups register themselves on `app` (after everything above exists: they import it).
-from sgbench.cli import models, sampling, evaluation, results  # noqa: E402,F401
+from sgbench.cli import models, sampling, evaluation, results, tune  # noqa: E402,F401

@@ -6,6 +6,7 @@
     QUALITY_heatmap_<backbone>.png    quality over (gs, gw), one panel per scale w (the paper's Fig. 6)
     throughput_<backbone>.png    measured images/s over (gs, gw), one panel per w (the paper's Fig. A1)
     <method>_<param>_<backbone>.png   quality against the one parameter a non-sg sweep varies (e.g. cfg's w)
+    pareto.png                   `sgbench tune`: quality (95% intervals) against GFLOPs per image of the tuned settings
 
 Values come from `sgbench.results` (runs read, never re-run; seeds averaged). Cells with no run
 (invalid gs >= gw, or not run) are left blank; every other cell shows its number.
@@ -183,3 +184,39 @@ def plot_sweep(run_dirs: Iterable[str | Path], out_dir: str | Path, *, extractor
                reference: str | None = None) -> list[Path]:
     """Figures (Fig. 4, 6, A1 where the runs support them) from run directories into out_dir."""
     return plot_leaderboard(leaderboard(load_runs(run_dirs, extractor=extractor, reference=reference)), out_dir)
+
+
+# ----------------------------------------------------------------------------------------------------
+# `sgbench tune`: quality against cost of each method's tuned setting, one series per GFLOPs budget
+
+
+def plot_pareto(boards: dict[str, Leaderboard], path: str | Path) -> Path | None:
+    """Quality (with its 95% interval) against analytic GFLOPs per image of every row of the tuned
+    boards (budget name -> board), each point labelled by its configuration; the boards' Pareto rows are
+    filled, the others hollow. Returns the PNG path, or None when no row has both numbers."""
+    points = {name: [r for r in b.rows if r.mean[b.quality] is not None and r.mean["gflops_image"] is not None]
+              for name, b in boards.items()}
+    if not any(points.values()):
+        return None
+    first = next(iter(boards.values()))
+    metric, header = first.quality, first.header(first.quality)
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for k, (name, rows) in enumerate(points.items()):
+        color = f"C{k}"
+        for r in rows:
+            y, ci = r.mean[metric], r.interval(metric)
+            yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
+            ax.errorbar([r.mean["gflops_image"]], [y], yerr=yerr, fmt="o", color=color, capsize=3,
+                        mfc=color if r.pareto else "white", label=name if r is rows[0] else None)
+            ax.annotate(r.label, (r.mean["gflops_image"], y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlabel("GFLOPs per image (analytic, as executed)")
+    ax.set_ylabel(f"{header} ({'lower' if COLUMNS[metric].better < 0 else 'higher'} is better; 95% interval)")
+    ax.set_title("Tuned settings: quality against cost (filled: Pareto front)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="budget", fontsize=8)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

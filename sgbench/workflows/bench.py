@@ -38,6 +38,7 @@ from pathlib import Path
 from sgbench.utils import resources
 from sgbench.workflows.recipes import load_yaml, strict_dataclass
 from sgbench.utils.errors import SgbenchError
+from sgbench.results.pairing import pair_board
 from sgbench.workflows.jobs import Evaluation, check_jobs, sample_and_evaluate
 from sgbench.sampling import SampleConfig, read_prompt_texts
 from sgbench.utils.files import atomic_write_text
@@ -131,7 +132,8 @@ def recipe_path(name_or_path: str | Path | None) -> Path:
 def load_bench_recipe(path: str | Path | None = None) -> BenchRecipe:
     path = recipe_path(path)
     raw = load_yaml(path, "bench recipe")
-    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline", "vae", "full"}
+    allowed = {"name", "backbones", "configs", "sampling", "eval", "quick", "out", "baseline", "vae", "full",
+               "tune"}  # tune: read by `sgbench tune` (sgbench.workflows.tune), not by the bench
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise SgbenchError(f"Unknown bench recipe section(s) {unknown} in {path}; allowed: {sorted(allowed)}")
@@ -306,6 +308,8 @@ def run_bench(recipe: BenchRecipe, *, quick: bool = False, full: bool = False, o
     dirs = [config.out for _, _, config in runs]
     kind = "t2i" if recipe.sampling.prompts else "class"
     board = results.leaderboard(results.load_runs(dirs, extractor=recipe.eval.extractor, reference=recipe.eval.ref), kind=kind)
+    for note in pair_board(board):  # paired differences to the best row, and Holm tiers, as compare shows them
+        log(note)
     root = Path(out or recipe.out) / mode
     for name, fmt in LEADERBOARD_FILES.items():
         atomic_write_text(root / name, results.render(board, fmt))

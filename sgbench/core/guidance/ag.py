@@ -26,7 +26,7 @@ class Autoguidance(GuidanceMethod):
     summary = "v_guide(c;0) + w (v(c;0) - v_guide(c;0))"
     needs_guide = True
 
-    scale: float = scale_field(typical="1.5-3")
+    scale: float = scale_field(typical="1.5-3", search=(1.5, 2.0, 2.5, 3.0))
     interval: tuple[float, float] = interval_field()
 
     def strong(self, t: float) -> Branch:

@@ -40,7 +40,7 @@ class AutoguidanceSparse(GuidanceMethod):
     summary = "v_guide(c;gg) + w (v(c;gs) - v_guide(c;gg))"
     needs_guide = True
 
-    scale: float = scale_field(typical="1.5-2.5")
+    scale: float = scale_field(typical="1.5-2.5", search=(1.5, 2.0, 2.5, 3.0))
     gs: Schedule = sparsity_field("cosine:0:0.6", "gamma of the main (strong) model", "0-0.6")
     guide_sparsity: Schedule = sparsity_field("cosine:0.6:0", "gamma of the guide (weak) model", "0-0.6")
     interval: tuple[float, float] = interval_field()

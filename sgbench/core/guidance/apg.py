@@ -61,10 +61,10 @@ class AdaptiveProjectedGuidance(GuidanceMethod):
     name = "apg"
     summary = "x_hat(c) + (w-1)(d_orth + eta d_par), d = x_hat(c) - x_hat(null)"
 
-    scale: float = scale_field(typical="1.5-10")
-    eta: float = param(0.0, "weight of the parallel component", "0-1")
-    momentum: float = param(-0.5, "beta, negative momentum on d (0 = off)", "-0.75 to -0.25")
-    norm_threshold: float = param(2.5, "r, cap on ||d|| per sample (0 = off)", "2.5-15")
+    scale: float = scale_field(typical="1.5-10", search=(2.0, 3.0, 5.0, 7.5))
+    eta: float = param(0.0, "weight of the parallel component", "0-1", (0.0, 0.5))
+    momentum: float = param(-0.5, "beta, negative momentum on d (0 = off)", "-0.75 to -0.25", (-0.5, 0.0))
+    norm_threshold: float = param(2.5, "r, cap on ||d|| per sample (0 = off)", "2.5-15", (2.5, 15.0))
     interval: tuple[float, float] = interval_field()
 
     def validate(self) -> None:

@@ -265,21 +265,29 @@ def run_branches(
 # Base class and registry
 
 
-def param(default, help: str, typical: str = ""):
-    """A method parameter: default, one-line help and typical range (shown by `sgbench guidance list`)."""
-    return dataclasses.field(default=default, metadata={"help": help, "typical": typical})
+def param(default, help: str, typical: str = "", search: tuple = ()):
+    """A method parameter: default, one-line help and typical range (shown by `sgbench guidance list`), and
+    the values `sgbench tune` searches by default (docs/design.md, "Tuning"; empty: the default only)."""
+    return dataclasses.field(default=default, metadata={"help": help, "typical": typical, "search": tuple(search)})
 
 
-def scale_field(default: float = 1.5, typical: str = "1.25-3"):
-    return param(default, "guidance scale w (omega); 1 = strong branch alone", typical)
+def scale_field(default: float = 1.5, typical: str = "1.25-3", search: tuple = (1.5, 2.0, 2.5, 3.0)):
+    return param(default, "guidance scale w (omega); 1 = strong branch alone", typical, search)
 
 
-def interval_field():
-    return param((0.0, 1.0), "guidance interval t_lo:t_hi; outside it only the strong branch runs")
+def interval_field(search: tuple = ((0.0, 1.0), (0.2, 1.0))):
+    """The guidance interval; the default search tries guidance everywhere and guidance off near the noise
+    end (t < 0.2), where Kynkaanniemi et al. 2024 find it harms diversity."""
+    return param((0.0, 1.0), "guidance interval t_lo:t_hi; outside it only the strong branch runs", search=search)
 
 
-def sparsity_field(default, help: str, typical: str = "0-0.95"):
-    return param(Schedule.parse(default), help, typical)
+def sparsity_field(default, help: str, typical: str = "0-0.95", search: tuple = ()):
+    return param(Schedule.parse(default), help, typical, search)
+
+
+def search_values(f: dataclasses.Field) -> tuple:
+    """The default search values of a parameter field (its metadata), or its default alone."""
+    return tuple(f.metadata.get("search", ())) or (f.default,)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ class ClassifierFreeGuidance(GuidanceMethod):
     name = "cfg"
     summary = "v(null;0) + w (v(c;0) - v(null;0))"
 
-    scale: float = scale_field(typical="1.25-4")
+    scale: float = scale_field(typical="1.25-4", search=(1.5, 2.0, 2.5, 3.0, 4.0))
     interval: tuple[float, float] = interval_field()
 
     def strong(self, t: float) -> Branch:

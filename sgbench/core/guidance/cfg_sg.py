@@ -37,9 +37,11 @@ class CFGSparseGuidance(GuidanceMethod):
     name = "cfg+sg"
     summary = "v(null;gw) + w (v(c;gs) - v(null;gw))"
 
-    scale: float = scale_field(typical="1.5-2.5")
-    gs: Schedule = sparsity_field(0.2, "gamma_strong: tokens dropped in the conditional branch", "0-0.5")
-    gw: Schedule = sparsity_field(0.7, "gamma_weak: tokens dropped in the null branch (>= gs)", "0.5-0.9")
+    scale: float = scale_field(typical="1.5-2.5", search=(1.5, 2.0, 2.5, 3.0))
+    gs: Schedule = sparsity_field(0.2, "gamma_strong: tokens dropped in the conditional branch", "0-0.5",
+                                  search=(0.0, 0.2, 0.5))
+    gw: Schedule = sparsity_field(0.7, "gamma_weak: tokens dropped in the null branch (>= gs)", "0.5-0.9",
+                                  search=(0.5, 0.7, 0.9))
     interval: tuple[float, float] = interval_field()
 
     def validate(self) -> None:

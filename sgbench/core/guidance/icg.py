@@ -26,7 +26,7 @@ class IndependentConditionGuidance(GuidanceMethod):
     name = "icg"
     summary = "v(c_rand;0) + w (v(c;0) - v(c_rand;0))"
 
-    scale: float = scale_field(typical="1.25-3")
+    scale: float = scale_field(typical="1.25-3", search=(1.5, 2.0, 2.5, 3.0))
     interval: tuple[float, float] = interval_field()
 
     def strong(self, t: float) -> Branch:

@@ -40,9 +40,11 @@ class SparseGuidance(GuidanceMethod):
     name = "sg"
     summary = "v(c;gw) + w (v(c;gs) - v(c;gw))"
 
-    scale: float = scale_field(typical="1.3-2.5")
-    gs: Schedule = sparsity_field(0.5, "gamma_strong: tokens dropped in the strong branch", "0-0.5")
-    gw: Schedule = sparsity_field(0.9, "gamma_weak: tokens dropped in the weak branch (> gs)", "0.6-0.95")
+    scale: float = scale_field(typical="1.3-2.5", search=(1.5, 2.0, 2.5, 3.0))
+    gs: Schedule = sparsity_field(0.5, "gamma_strong: tokens dropped in the strong branch", "0-0.5",
+                                  search=(0.0, 0.2, 0.5))
+    gw: Schedule = sparsity_field(0.9, "gamma_weak: tokens dropped in the weak branch (> gs)", "0.6-0.95",
+                                  search=(0.7, 0.8, 0.9))
     interval: tuple[float, float] = interval_field()
 
     def validate(self) -> None:
