@@ -43,6 +43,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def write_jsonl(path: str | Path, records) -> Path:
+    """One JSON object per line, written atomically into `path` (its folder created); a place that cannot be
+    written is one line naming it and why."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+    except OSError as e:
+        raise SgbenchError(f"Cannot write {path}: {e.strerror or e}") from None
+    return path
+
+
 def atomic_write_json(path: str | Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 

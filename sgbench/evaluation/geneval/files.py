@@ -24,7 +24,7 @@ from PIL import Image
 
 from sgbench.data.geneval_words import TASKS
 from sgbench.utils.errors import SgbenchError
-from sgbench.utils.files import atomic_write_bytes, atomic_write_text
+from sgbench.utils.files import atomic_write_bytes, atomic_write_text, write_jsonl
 from sgbench.evaluation.geneval.rules import GenevalReport, summarize
 
 
@@ -70,13 +70,7 @@ def export_geneval_layout(
 
 def write_results_jsonl(results: Sequence[dict], path: str | Path) -> Path:
     """GenEval's results.jsonl: a JSON object per image (filename, tag, prompt, correct, reason, metadata, details)."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in results))
-    except OSError as e:
-        raise SgbenchError(f"Cannot write {path}: {e.strerror or e}") from None
-    return path
+    return write_jsonl(path, results)
 
 
 def read_geneval_results(results_jsonl: str | Path) -> list[tuple[int, dict]]:

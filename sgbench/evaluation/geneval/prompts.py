@@ -25,7 +25,7 @@ import numpy as np
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, MAX_COUNT, MIN_COUNT, RELATIONS, TASKS, describe
 from sgbench.utils.errors import SgbenchError
-from sgbench.utils.files import atomic_write_text
+from sgbench.utils.files import write_jsonl
 
 PROMPTS_FILE = Path(__file__).resolve().parents[2] / "data" / "geneval_animal" / "evaluation_metadata.jsonl"
 DEFAULT_SEED = 43  # create_prompts.py's default seed
@@ -97,12 +97,7 @@ def write_prompts(path: str | Path, seed: int = DEFAULT_SEED) -> list[dict]:
     if seed < 0:
         raise SgbenchError(f"Expected --seed >= 0 but got {seed}")
     prompts = generate_prompts(seed)
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, "".join(json.dumps(p) + "\n" for p in prompts))
-    except OSError as e:
-        raise SgbenchError(f"Cannot write {path}: {e.strerror or e}") from None
+    write_jsonl(path, prompts)
     return prompts
 
 
