@@ -8,6 +8,7 @@ each process to its local GPU; a plain `python -m sgbench.cli ...` is one proces
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import torch
@@ -22,7 +23,16 @@ def init(device: torch.device) -> tuple[int, int]:
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_leave)
     return rank_and_world()
+
+
+def _leave() -> None:
+    """Leave the process group before the interpreter tears down: a group destroyed only by the interpreter's
+    shutdown can end the process in std::terminate (SIGABRT, "terminate called without an active exception",
+    seen in 2-process CPU runs) after all its work was written."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_and_world() -> tuple[int, int]:
