@@ -274,8 +274,9 @@ def reference_name(ref: str | Path) -> str:
     return str(ref)
 
 
-def check_reference(ref: str | Path, extractor: str, *, weights: str | Path | None = None) -> None:
-    """Fail early (before any sampling) when `ref` is unknown or was built with another extractor."""
+def check_reference(ref: str | Path, extractor: str, *, weights: str | Path | None = None) -> ReferenceEntry:
+    """Fail early (before any sampling) when `ref` is unknown or was built with another extractor; returns its
+    manifest entry (name, resolution, ...) for further checks."""
     entry = load_reference(ref).entry
     if entry.extractor != extractor:
         raise SgbenchError(f"Expected reference statistics built with extractor '{extractor}' but reference '{entry.name}' "
@@ -284,3 +285,4 @@ def check_reference(ref: str | Path, extractor: str, *, weights: str | Path | No
     if net.weights_sha256 != entry.weights_sha256:
         raise SgbenchError(f"Reference '{entry.name}' was built with other {extractor} weights "
                            f"({entry.weights_sha256[:12]}... vs {net.weights_sha256[:12]}...); rebuild it with these weights")
+    return entry

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation.metrics import Scoring, bench_scorers
-from sgbench.evaluation.reference import check_reference, load_reference
+from sgbench.evaluation.reference import check_reference
 from sgbench.runs.rundir import RunDir
 from sgbench.sampling import SampleConfig, is_latent, resolve_decoder, sample_run
 
@@ -30,24 +30,20 @@ def check_jobs(configs: list[SampleConfig], evaluation: Evaluation) -> None:
     scored with GenEval, which needs prompts with GenEval metadata; class runs with `evaluation`."""
     from sgbench.evaluation.geneval.run import check_geneval_metadata
     from sgbench.models.checkpoint import read_metadata
-    from sgbench.text.prompts import read_prompts
 
-    if any(c.prompts is None for c in configs):
-        check_reference(evaluation.ref, evaluation.extractor)
-    for config in configs:
-        config.validate()
-        config.method()
-        if config.prompts is not None:
-            check_geneval_metadata(read_prompts(config.prompts), config.prompts)
+    class_runs = [c for c in configs if c.prompts is None]
+    entry = check_reference(evaluation.ref, evaluation.extractor) if class_runs else None
+    for config in configs:  # each config's guidance method was built and checked when it was constructed
+        prompts = config.validate()
+        if prompts is not None:
+            check_geneval_metadata(prompts.records, config.prompts)
         elif config.num < MIN_SAMPLES:
             raise SgbenchError(f"Expected at least {MIN_SAMPLES} samples per configuration (the Inception Score's splits) "
                                f"but {config.out} asks for {config.num}")
         for path in filter(None, (config.checkpoint, config.guide)):
             read_metadata(path)  # exists and is a readable sgbench checkpoint
         RunDir(config.out).is_finished(config.identity())  # refuses a finished run whose samples.npz changed, now
-    class_runs = [c for c in configs if c.prompts is None]
     if class_runs:  # evaluation compares the two (Reference.check_compatible); here before any sampling
-        entry = load_reference(evaluation.ref).entry
         for config in class_runs:
             size = image_size(config)
             if size != entry.resolution:
