@@ -245,3 +245,37 @@ def test_a_text_bench_samples_a_stratified_subset_and_ranks_on_geneval(sampled, 
     assert r.exit_code == 0 and RunDir(tmp_path / "bench" / "protocol" / "tiny" / "CFG_SG").info().num_samples == 12
     again = runner.invoke(app, ["bench", str(tmp_path / "t2i.yaml")])
     assert again.exit_code == 0 and again.output.count("done already, kept") == 2
+
+
+def test_text_runs_pair_on_genevals_per_image_verdicts_within_tasks(sampled, tmp_path):
+    """Two runs of the same prompts and seed pair image by image: the paired GenEval difference is the
+    difference of the scores, its interval (draws within tasks, shared by both runs) narrower than either
+    run's own; a run of another seed is named as unpaired, never compared."""
+    import shutil
+
+    from sgbench.results.compare import compare_runs
+
+    root, prompts, run = sampled
+    runs = tmp_path / "runs"
+    for name, extra in (("unguided", ["-g", "unguided"]), ("icg", ["-g", "icg", "--seed", "1"])):
+        r = runner.invoke(app, ["sample", "-c", str(root / "model.safetensors"), "--prompts", str(prompts),
+                                "--images-per-prompt", "2", "--steps", "2", *extra, "-o", str(runs / name)])
+        assert r.exit_code == 0, r.output
+    shutil.copytree(run, runs / "cfg")
+    # cfg gets three of every task's four images right; unguided the same but task 4's (images 16-19) all
+    # wrong; icg (seed 1) images 0-11 only
+    for name, correct in (("cfg", lambda i: i % 4 != 3), ("unguided", lambda i: i % 4 != 3 and not 16 <= i < 20),
+                          ("icg", lambda i: i < 12)):
+        made = write_results(tmp_path / f"{name}.jsonl", genevals_results(prompts, correct=correct))
+        assert runner.invoke(app, ["ingest", "geneval", str(made), str(runs / name), "--bootstrap", "200"]).exit_code == 0
+    result = compare_runs([runs], fmt="json")
+    body = json.loads(result.text)
+    rows = {r["method"]: r for r in body["rows"]}
+    best, worse = rows["cfg"], rows["unguided"]
+    assert best["paired"]["against"] == best["config"] and worse["paired"]["metric"] == "geneval"
+    assert worse["paired"]["delta"] == pytest.approx(worse["geneval"] - best["geneval"], abs=1e-12) and worse["paired"]["delta"] < 0
+    width = worse["paired"]["hi"] - worse["paired"]["lo"]
+    assert worse["paired"]["hi"] < 0 and width < min(r["geneval_hi"] - r["geneval_lo"] for r in (best, worse))
+    assert rows["icg"]["paired"] is None and len(result.notes) == 1 and "differ in 'seed'" in result.notes[0]
+    table = compare_runs([runs], fmt="markdown").text
+    assert "ΔGenEval paired" in table and "reference" in table

@@ -39,9 +39,9 @@ def test_every_tuned_method_gets_the_same_candidates_and_samples(tmp_path):
     tuned = [u for u in units if u.grid_size > 1]
     assert {u.method for u in tuned} >= {"cfg", "ag", "icg", "apg", "sg", "cfg+sg", "ag+sg"}
     assert {len(u.candidates) for u in tuned} == {plan.settings.candidates} == {8}
-    # the grid of cfg's scale x interval (10) is larger than K: a seeded subset, each setting once, seed 0 replicate
+    # the grid of cfg's scale x the recipe's intervals (5 x 5) is larger than K: a seeded subset, each setting once
     cfg = next(u for u in tuned if u.method == "cfg" and u.backbone == "routed")
-    assert cfg.grid_size == 10 and len({json.dumps(c.setting, sort_keys=True) for c in cfg.candidates}) == 8
+    assert cfg.grid_size == 25 and len({json.dumps(c.setting, sort_keys=True) for c in cfg.candidates}) == 8
     assert samples_per_method(plan) == 8 * 50 + 4 * 100 + 2 * 200
     assert [u.candidates for u in units if u.method == "unguided"][0][0].setting == {}  # nothing to tune: one setting
     assert load_tuning(None, out=tmp_path).units["all"][0].candidates == units[0].candidates  # seeded: the same plan
@@ -68,15 +68,17 @@ def test_tuning_seeds_are_disjoint_from_the_bench_seed(tmp_path):
 
 def test_the_gflops_budget_keeps_only_settings_within_it(tmp_path):
     plan = load_tuning(None, quick=True, out=tmp_path, budgets=[2.5, 5.0])
-    assert set(plan.units) == {"max2.5gflops", "max5gflops"}
+    assert list(plan.units) == ["all", "max2.5gflops", "max5gflops"]  # the unrestricted tune always runs
     for name, limit in (("max2.5gflops", 2.5), ("max5gflops", 5.0)):
         for unit in plan.units[name]:
             assert all(c.gflops_image <= limit for c in unit.candidates)
     by = {(b, u.method): u for b, units in plan.units.items() for u in units}
-    assert by["max2.5gflops", "cfg"].candidates == []  # two dense forwards cost 3.7-4.1 GFLOPs/image
-    assert by["max5gflops", "cfg"].grid_size == 10 and by["max2.5gflops", "sg"].grid_size < by["max5gflops", "sg"].grid_size
+    # guided at 16 or 20 of 20 steps cfg costs 3.7-4.1 GFLOPs/image: within 2.5 only its 4-step intervals are left
+    assert {tuple(c.setting["interval"]) for c in by["max2.5gflops", "cfg"].candidates} <= {(0.2, 0.35), (0.45, 0.6)}
+    assert by["max5gflops", "cfg"].grid_size == 25 and by["max2.5gflops", "sg"].grid_size < by["max5gflops", "sg"].grid_size
     with pytest.raises(SgbenchError, match="Expected --max-gflops-image to be a positive number"):
         load_tuning(None, quick=True, out=tmp_path, budgets=[0.0])
+    assert list(load_tuning(None, quick=True, out=tmp_path, budgets=[3.0, 3.0]).units) == ["all", "max3gflops"]
 
 
 def test_search_spaces_come_from_the_fields_and_respect_each_methods_rules():

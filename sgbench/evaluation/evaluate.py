@@ -164,7 +164,8 @@ def evaluate(
         created = now()
         sha = run.samples_sha256()
         # what a paired comparison needs (docs/design.md, "Paired comparisons"), bound to these samples and weights
-        write_per_sample(run.path, extractor, result.features, correct, weights_sha256=net.weights_sha256, samples_sha256=sha)
+        arrays = {"features": np.asarray(result.features, np.float32), **({"correct": np.asarray(correct, bool)} if correct is not None else {})}
+        write_per_sample(run.path, extractor, arrays, weights_sha256=net.weights_sha256, samples_sha256=sha)
         run.write_metrics([
             MetricRecord(metric=name, value=value, extractor=extractor, reference=out["reference"], num_samples=images.num_images,
                          samples_sha256=sha, ci95=ci95.get(name), weights_sha256=net.weights_sha256,

@@ -121,17 +121,15 @@ def per_sample_path(run_dir: str | Path, extractor: str) -> Path:
     return Path(run_dir) / PER_SAMPLE_DIR / f"{extractor}.npz"
 
 
-def write_per_sample(run_dir: str | Path, extractor: str, features: np.ndarray, correct: np.ndarray | None, *,
-                     weights_sha256: str, samples_sha256: str) -> Path:
-    """Store the per-sample features (float32, sample order) and class-correctness (when the samples carry
-    labels) atomically, bound to the samples' sha256 and the extractor's weights."""
-    path = per_sample_path(run_dir, extractor)
+def write_per_sample(run_dir: str | Path, name: str, arrays: dict[str, np.ndarray], *, weights_sha256: str,
+                     samples_sha256: str) -> Path:
+    """Store per-sample arrays in sample order (eval fid: 'features' float32 and, with labels, 'correct';
+    GenEval: each image's 'correct' and 'task') atomically as RUN/evaluation/<name>.npz, bound to the
+    samples' sha256 and the weights (extractor or judge) that computed them."""
+    path = per_sample_path(run_dir, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"extractor": extractor, "weights_sha256": weights_sha256, "samples_sha256": samples_sha256}
-    arrays = {"features": np.asarray(features, np.float32), "meta": np.asarray([json.dumps(meta, sort_keys=True)])}
-    if correct is not None:
-        arrays["correct"] = np.asarray(correct, bool)
-    atomic_savez(path, **arrays)
+    meta = {"extractor": name, "weights_sha256": weights_sha256, "samples_sha256": samples_sha256}
+    atomic_savez(path, **{k: np.asarray(v) for k, v in arrays.items()}, meta=np.asarray([json.dumps(meta, sort_keys=True)]))
     return path
 
 

@@ -6,8 +6,11 @@ Every run of a board draws sample i's noise, label and token selections from the
 so two runs with the same seed, sample count and labels pair sample by sample. A replicate draws ONE set of
 sample indices (`bootstrap.Draws`, seed PAIRED_SEED) and evaluates every run on it against the fixed
 reference statistics. Class boards pair on FD from the per-sample features `eval fid` stores
-(RUN/evaluation/<extractor>.npz); rows without them (runs evaluated before, or several seeds in a row) keep
-the board exactly as before and are named in a note. Text boards are not paired yet.
+(RUN/evaluation/<extractor>.npz); text boards on GenEval from each image's verdict (RUN/evaluation/<judge>.npz,
+written by `eval geneval` and `ingest geneval`), the draws stratified by task exactly as GenEval's own
+interval (`bootstrap.stratified_replicates`: the same task sizes give the same draws in every run). Rows
+without per-sample data (runs evaluated before, or several seeds in a row) keep the board exactly as before
+and are named in a note.
 """
 
 from __future__ import annotations
@@ -26,19 +29,31 @@ from sgbench.utils.errors import SgbenchError
 PAIRED_SEED = 0  # the seed of the draws every run of a comparison is resampled with
 
 
-def _row_data(row: Row, board: Leaderboard) -> tuple[dict, np.ndarray, str | None] | str:
-    """(conditions, per-sample features, the reference build the row's FD used) of a row, or why it has none."""
+def _row_data(row: Row, board: Leaderboard) -> tuple[dict, np.ndarray | dict, str | None] | str:
+    """(conditions, per-sample data, the reference build the row's FD used) of a row, or why it has none.
+    Class rows: the features; text rows: {task: each image's verdict, in sample order}."""
     if row.n != 1:
         return f"it averages {row.n} seeds (a paired comparison pairs single runs)"
     run = RunDir(row.runs[0])
-    record = REGISTRY[PRIMARY["class"]].find(run.metrics(), board.extractor or "", board.reference or "")
-    arrays = None if record is None else read_per_sample(run.path, board.extractor or "", weights_sha256=record.weights_sha256,
+    text = board.kind == "t2i"
+    record = REGISTRY[PRIMARY[board.kind]].find(run.metrics(), "" if text else board.extractor or "", "" if text else board.reference or "")
+    name = record.extractor if record is not None else ""
+    arrays = None if record is None else read_per_sample(run.path, name, weights_sha256=record.weights_sha256,
                                                          samples_sha256=record.samples_sha256)
-    if arrays is None:
-        return (f"no per-sample features of its samples (evaluated before paired comparisons, or stale): "
-                f"sgbench eval fid {run.path} --ref {board.reference}")
+    if arrays is None or ("task" if text else "features") not in arrays:
+        again = f"sgbench eval geneval {run.path}" if text else f"sgbench eval fid {run.path} --ref {board.reference}"
+        return f"no per-sample {'verdicts' if text else 'features'} of its samples (evaluated before paired comparisons, or stale): {again}"
+    conditions = {"seed": np.asarray([row.seeds[0]])}
+    if text:
+        from sgbench.evaluation.geneval.rules import correct_by_task
+        from sgbench.text.prompts import run_prompts
+
+        _, index, prompt_set = run_prompts(run)
+        conditions.update({"prompts": index, "prompt set": np.asarray([prompt_set]), "judge": np.asarray([name])})
+        verdicts = [{"tag": str(t), "correct": bool(c)} for t, c in zip(arrays["task"], arrays["correct"])]
+        return conditions, correct_by_task(verdicts), None
     labels = read_labels(run.samples)
-    conditions = {"seed": np.asarray([row.seeds[0]]), "sample count": np.asarray([len(arrays["features"])])}
+    conditions["sample count"] = np.asarray([len(arrays["features"])])
     if labels is not None:
         conditions["labels"] = labels
     return conditions, arrays["features"], (record.options or {}).get("reference_created")
@@ -67,31 +82,35 @@ def pair_board(board: Leaderboard, *, against: str | None = None,
     the board pairs, its tier from the paired comparisons. Returns one note per row left unpaired, and why.
     A board whose runs carry no per-sample data is left unchanged. With `against`, a reference row that
     cannot be paired is an error."""
-    if board.kind != "class":
-        return []  # GenEval's per-image verdicts are not paired yet (docs/design.md, "Paired comparisons")
     metric = PRIMARY[board.kind]
     data = {r.key: _row_data(r, board) for r in board.rows}
     if against is None and all(isinstance(d, str) for d in data.values()):
         return []
-    from sgbench.evaluation.reference import load_reference  # here: only boards with per-sample data load the statistics
+    reference = None
+    if board.kind == "class":
+        from sgbench.evaluation.reference import load_reference  # here: only boards with per-sample data load the statistics
 
-    try:
-        reference = load_reference(board.reference)
-    except SgbenchError as e:
-        if against is not None:
-            raise
-        return [f"No paired comparisons on the {board.fd_header} board: {e}"]
-    for key, d in data.items():
-        if not isinstance(d, str) and d[2] not in (None, reference.entry.created):
-            data[key] = f"its FD was computed against an older build of '{board.reference}': re-evaluate it"
+        try:
+            reference = load_reference(board.reference)
+        except SgbenchError as e:
+            if against is not None:
+                raise
+            return [f"No paired comparisons on the {board.fd_header} board: {e}"]
+        for key, d in data.items():
+            if not isinstance(d, str) and d[2] not in (None, reference.entry.created):
+                data[key] = f"its FD was computed against an older build of '{board.reference}': re-evaluate it"
 
     replicated: dict[str, np.ndarray] = {}
 
     def replicates_of(row: Row) -> np.ndarray:
+        """The row's bootstrap replicates of the metric; rows that pair share every draw."""
         if row.key not in replicated:
-            features = data[row.key][1]
-            draws = bootstrap.Draws(len(features), replicates, seed=PAIRED_SEED)
-            replicated[row.key] = bootstrap.fd_replicates(features, reference.mu, reference.sigma, draws)
+            per_sample = data[row.key][1]
+            if reference is None:  # GenEval: the mean over tasks of each task's mean, drawn within tasks
+                replicated[row.key] = bootstrap.stratified_replicates(per_sample, replicates)[1]
+            else:
+                draws = bootstrap.Draws(len(per_sample), replicates, seed=PAIRED_SEED)
+                replicated[row.key] = bootstrap.fd_replicates(per_sample, reference.mu, reference.sigma, draws)
         return replicated[row.key]
 
     notes, all_paired = [], True

@@ -1,7 +1,7 @@
 """`sgbench tune`: each method of a bench recipe at its own best setting, found with an equal budget per
 method, then scored on the bench's held-out seed (docs/design.md, "Tuning").
 
-    plan = plan_tuning(load_bench_recipe("animal"), quick=True, budgets=[None])
+    plan = plan_tuning(load_bench_recipe("animal"), settings=TuneSettings(), quick=True, budgets=[2.5])
     report = run_tuning(plan)          # rungs of successive halving, then the tuned bench
 
 For every (backbone, method) of the recipe (its quick subset with --quick): the search grid is the
@@ -233,10 +233,12 @@ def plan_tuning(recipe: BenchRecipe, *, settings: TuneSettings, quick: bool = Fa
     from sgbench.core.guidance import REGISTRY
     from sgbench.models.checkpoint import read_config
 
-    budgets = list(budgets or [None])
-    for limit in budgets:
-        if limit is not None and not limit > 0:
-            raise SgbenchError(f"Expected --max-gflops-image to be a positive number of GFLOPs per image but got {limit:g}")
+    for limit in budgets or []:
+        if limit is None or not limit > 0:
+            raise SgbenchError(f"Expected --max-gflops-image to be a positive number of GFLOPs per image but got {limit}")
+    # The unrestricted tune always runs too: each budget's board is read against it (and the Pareto figure
+    # needs it); candidates shared between budgets are one cached run.
+    budgets = [None] + sorted(set(budgets or []))
     unknown = sorted(set(settings.space) - set(REGISTRY))
     if unknown:
         raise SgbenchError(f"tune.space names {unknown}, which are not guidance methods; available: {', '.join(REGISTRY)}")
@@ -441,4 +443,4 @@ def load_tuning(recipe: str | None, *, quick: bool = False, out: str | Path | No
     path = recipe_path(recipe)
     bench = load_bench_recipe(path)
     settings = read_settings(load_yaml(path, "bench recipe").get("tune"), quick=quick)
-    return plan_tuning(bench, settings=settings, quick=quick, out=out, budgets=budgets or [None])
+    return plan_tuning(bench, settings=settings, quick=quick, out=out, budgets=budgets)

@@ -48,10 +48,16 @@ def check_geneval_metadata(records: list[dict], where: str) -> None:
 
 def report_records(report: GenevalReport, run: RunDir, *, extractor: str, reference: str, weights_sha256: str | None,
                    replicates: int = bootstrap.DEFAULT_REPLICATES) -> list[MetricRecord]:
-    """MetricRecords of a GenEval report: overall and per task, with stratified bootstrap intervals."""
+    """MetricRecords of a GenEval report: overall and per task, with stratified bootstrap intervals. Each
+    image's verdict and task are kept, in sample order, for paired comparisons (RUN/evaluation/<judge>.npz)."""
+    from sgbench.evaluation.paired import write_per_sample
+
     by_task = correct_by_task(report.results)
     task_replicates, overall_reps = bootstrap.stratified_replicates(by_task, replicates)
     num, sha, created = len(report.results), run.samples_sha256(), now()
+    write_per_sample(run.path, extractor, {"correct": np.asarray([bool(r["correct"]) for r in report.results]),
+                                           "task": np.asarray([r["tag"] for r in report.results])},
+                     weights_sha256=weights_sha256, samples_sha256=sha)
 
     def record(metric: str, value: float, reps) -> MetricRecord:
         ci = bootstrap.percentile_interval(reps) if reps is not None else None
