@@ -90,6 +90,46 @@ def test_training_scenes_are_faithful_and_separable():
     assert tags == {"single_object", "two_object", "counting", "colors", "position", "color_attr", "mixed"}
 
 
+def test_glyph_scenes_on_the_grid_are_faithful_and_draw_each_class_as_its_glyph():
+    """Glyph objects on the 2x2 grid: every caption holds (relations too), one object per cell, centred, at
+    exactly the sprite size, and each object's pixels are its class's glyph tinted in its colour."""
+    from sgbench.data.glyphs import glyph
+
+    half, tags = 24, set()
+    for i in range(400):
+        scene = training_scene(5, i, sprite=18, objects="glyphs", layout="grid")
+        check_scene(scene)
+        tags.add(scene.metadata["tag"])
+        cells = set()
+        for obj in scene.objects:
+            x1, y1, x2, y2 = obj.box
+            alpha = glyph(CLASS_NAMES.index(obj.class_name), 18)
+            assert (y2 - y1, x2 - x1) == alpha.shape and max(alpha.shape) <= 18  # a square fills 85% of its size
+            col, row = x1 // half, y1 // half
+            assert (x1 + x2) // 2 in (col * half + half // 2 - 1, col * half + half // 2) and (row, col) not in cells
+            cells.add((row, col))
+            drawn = (scene.image[y1:y2, x1:x2] != np.asarray(BACKGROUND, np.uint8)).any(-1)
+            assert np.array_equal(drawn, alpha > 0)
+    assert tags == {"single_object", "two_object", "counting", "colors", "position", "color_attr", "mixed"}
+    with pytest.raises(SgbenchError, match="Expected the scenes' layout to be one of free, grid but got 'rows'"):
+        training_scene(5, 0, layout="rows")
+    with pytest.raises(SgbenchError, match=r"Expected 10 <= sprite <= canvas/2 - 3 \(one object per grid cell"):
+        training_scene(5, 0, sprite=22, layout="grid")
+
+
+def test_the_ten_glyphs_are_distinct_at_every_size():
+    from sgbench.data.glyphs import SHAPES, glyph
+
+    assert len(SHAPES) == len(CLASS_NAMES) == len(set(SHAPES))
+    for size in range(10, 25):
+        masks = [glyph(k, size) > 0 for k in range(len(SHAPES))]
+        assert all(0.8 * size <= max(m.shape) <= size for m in masks)
+        for a in range(len(masks)):
+            for b in range(a):
+                same_shape = masks[a].shape == masks[b].shape
+                assert not (same_shape and np.array_equal(masks[a], masks[b])), (SHAPES[a], SHAPES[b], size)
+
+
 @pytest.mark.parametrize("canvas,sprite", [(40, 14), (64, 24), (48, 19)])
 def test_other_canvas_and_sprite_sizes(canvas, sprite):
     for i in range(150):

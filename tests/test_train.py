@@ -214,6 +214,7 @@ def test_the_attribute_probe_is_logged_during_text_training(tmp_path):
     probes = [line for line in lines if "probe" in line]
     assert [p["step"] for p in probes] == [2, 4]
     assert all(set(p["probe"]) == set(ATTRIBUTES) and all(0 <= v <= 1 for v in p["probe"].values()) for p in probes)
+    assert (Path(recipe.out) / "probe.png").stat().st_size > 0  # the curve, redrawn after every probe
 
 
 def test_scene_rendering_workers_train_the_same_weights(tmp_path):
@@ -231,6 +232,7 @@ def test_scene_rendering_workers_train_the_same_weights(tmp_path):
         ({"data": {"dataset": "animal_mnist"}}, "data.dataset 'animal_mnist' needs a class-conditional model"),
         ({"data": {"canvas": 40}}, "Scenes of 40x40x3 do not fit the model's input 32x32x3"),
         ({"data": {"hold_out": "coco"}}, "Unknown data.hold_out 'coco'; expected geneval"),
+        ({"data": {"objects": "icons"}}, r"Expected data.objects in silhouettes, glyphs and data.layout in free, grid but got 'icons' and 'free'"),
         ({"train": {"probe_every": -1}}, r"Expected train.probe_every >= 0 \(0: off\) and train.probe_scenes >= 1 but got -1 and 100"),
     ],
 )

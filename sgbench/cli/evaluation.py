@@ -73,6 +73,8 @@ def eval_probe(
     checkpoint: Checkpoint,
     scenes: Annotated[int, typer.Option("--scenes", help="Held-out scenes per attribute")] = 300,
     sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px, as the model was trained (data.sprite)")] = 16,
+    objects: Annotated[str, typer.Option("--objects", help="How the scenes draw objects, as the model was trained (data.objects): silhouettes or glyphs")] = "silhouettes",
+    layout: Annotated[str, typer.Option("--layout", help="Where the scenes put objects, as the model was trained (data.layout): free or grid")] = "free",
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
 ) -> None:
     """Does a text model use each attribute of its caption? The attribute-swap probe: for held-out scenes, how
@@ -88,7 +90,10 @@ def eval_probe(
         raise SgbenchError(f"Expected --format table or json but got '{fmt}'")
     if scenes < 1:
         raise SgbenchError(f"Expected --scenes >= 1 but got {scenes}")
-    scores = attribute_probe(load_model(checkpoint), scenes=scenes, sprite=sprite)
+    from sgbench.data.scenes import check_style
+
+    check_style(objects, layout)
+    scores = attribute_probe(load_model(checkpoint), scenes=scenes, sprite=sprite, objects=objects, layout=layout)
     typer.echo(json.dumps(scores, indent=2) if fmt == "json" else probe_table(scores, title=f"Attribute probe ({checkpoint.name})", scenes=scenes),
                nl=fmt == "json")
 

@@ -44,6 +44,7 @@ from PIL import Image
 from scipy import ndimage
 
 from sgbench.data.animal import CLASS_NAMES, load_animal_mnist
+from sgbench.data.glyphs import glyph
 from sgbench.data.geneval_words import (  # noqa: F401  GenEval's words, importable from here as before
     BACKGROUND, COLORS, MAX_COUNT, MAX_OBJECTS, MIN_COUNT, NUMBER_WORDS, RELATIONS, TASKS, plural, relation_components, with_article,
 )
@@ -60,6 +61,19 @@ ALPHA_CUTOFF = 0.3  # silhouette intensities below this become background, so ev
 RELATION_MARGIN = 0.15  # an asked relation holds with |d| >= 0.5 + margin on its axis ...
 CROSS_LIMIT = 0.35  # ... and |d| <= this on the other axis, so that it is the only relation that holds
 MIN_SPRITE = 10  # px; smaller silhouettes lose their shape (and shrink under the detector's 6 px speck limit)
+# How an object is drawn: an Animal-MNIST silhouette of its class (900 train / 100 test per class, mirrored at
+# random), or the class's glyph (sgbench.data.glyphs: one plain shape per class, the same in both splits).
+OBJECT_STYLES = ("silhouettes", "glyphs")
+# Where objects go: anywhere apart by GAP ("free", sizes jittered by sprite/8), or one per cell of a 2x2 grid,
+# centred, at exactly `sprite` px ("grid": an object's tokens are the same wherever it is drawn).
+LAYOUTS = ("free", "grid")
+
+
+def check_style(objects: str, layout: str = "free") -> None:
+    if objects not in OBJECT_STYLES:
+        raise SgbenchError(f"Expected the scenes' objects to be one of {', '.join(OBJECT_STYLES)} but got {objects!r}")
+    if layout not in LAYOUTS:
+        raise SgbenchError(f"Expected the scenes' layout to be one of {', '.join(LAYOUTS)} but got {layout!r}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,12 @@ class Scene:
     objects: list[SceneObject]
 
 
-def _check_sizes(canvas: int, sprite: int) -> None:
+def _check_sizes(canvas: int, sprite: int, layout: str = "free") -> None:
+    if layout == "grid":
+        if not MIN_SPRITE <= sprite <= canvas // 2 - GAP:
+            raise SgbenchError(f"Expected {MIN_SPRITE} <= sprite <= canvas/2 - {GAP} (one object per grid cell, {GAP} px apart) "
+                               f"but got canvas {canvas}, sprite {sprite}")
+        return
     if not MIN_SPRITE <= sprite <= canvas // 2 - GAP - jittered_size(sprite):
         raise SgbenchError(
             f"Expected {MIN_SPRITE} <= sprite <= canvas/2 - {GAP} - sprite/8 (four objects must fit the canvas "
@@ -230,12 +249,37 @@ def _place(rng: random.Random, shapes, constraints, canvas: int) -> list[tuple[i
     raise AssertionError(f"no placement found for {len(shapes)} objects on a {canvas} px canvas")
 
 
-def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, split: str):
+def _place_grid(rng: random.Random, shapes, constraints, canvas: int) -> list[tuple[int, int, int, int]]:
+    """Boxes for at most four objects, one per cell of a 2x2 grid, centred in it: a random assignment of
+    cells among those that satisfy every constraint (left of / right of: same row; above / below: same column)."""
+    half = canvas // 2
+    cells = [(col, row) for row in range(2) for col in range(2)]
+    for _ in range(200):
+        chosen = rng.sample(cells, len(shapes))
+        ok = True
+        for i, cons in enumerate(constraints):
+            for relation, j in cons:
+                (ci, ri), (cj, rj) = chosen[i], chosen[j]
+                ok &= {"left of": ri == rj and ci < cj, "right of": ri == rj and ci > cj,
+                       "above": ci == cj and ri < rj, "below": ci == cj and ri > rj}[relation]
+        if ok:
+            break
+    else:
+        raise AssertionError("no grid placement found")
+    boxes = []
+    for (h, w), (col, row) in zip(shapes, chosen):
+        x, y = col * half + (half - w) // 2, row * half + (half - h) // 2
+        boxes.append((x, y, x + w, y + h))
+    return boxes
+
+
+def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, split: str, objects: str = "silhouettes",
+          layout: str = "free"):
     """Objects for groups [(class, count, colour or None)], positions[g] = (relation, target group) or None.
 
     Returns (image uint8 (canvas, canvas, 3), [SceneObject]) with objects in group order.
     """
-    crops = _crops(split)
+    crops = _crops(split) if objects == "silhouettes" else None
     jitter = jittered_size(sprite)
     members, alphas, constraints = [], [], []
     start = []
@@ -243,9 +287,13 @@ def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, sp
         start.append(len(members))
         class_id = CLASS_NAMES.index(name)
         for _ in range(count):
-            alpha = tinted_sprite(split, class_id, rng.randrange(len(crops[class_id])), sprite + rng.randint(-jitter, jitter))
-            if rng.random() < 0.5:
-                alpha = alpha[:, ::-1]
+            size = sprite if layout == "grid" else sprite + rng.randint(-jitter, jitter)
+            if crops is None:
+                alpha = glyph(class_id, size)
+            else:
+                alpha = tinted_sprite(split, class_id, rng.randrange(len(crops[class_id])), size)
+                if rng.random() < 0.5:
+                    alpha = alpha[:, ::-1]
             members.append((name, color or rng.choice(tuple(COLORS))))
             alphas.append(alpha)
             if positions[g] is None:
@@ -253,7 +301,7 @@ def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, sp
             else:
                 relation, target = positions[g]
                 constraints.append([(relation, start[target] + k) for k in range(groups[target][1])])
-    boxes = _place(rng, [a.shape for a in alphas], constraints, canvas)
+    boxes = (_place_grid if layout == "grid" else _place)(rng, [a.shape for a in alphas], constraints, canvas)
     image = np.empty((canvas, canvas, 3), np.uint8)
     image[...] = BACKGROUND
     for (name, color), alpha, (x1, y1, x2, y2) in zip(members, alphas, boxes):
@@ -355,6 +403,8 @@ def training_scene(
     canvas: int = 48,                                # image side, px
     sprite: int = 16,                                # typical longest side of an object, px (+- sprite/8)
     held_out: frozenset[str] = frozenset(),          # captions never produced (e.g. the GenEval prompts)
+    objects: str = "silhouettes",                    # OBJECT_STYLES
+    layout: str = "free",                            # LAYOUTS
 ) -> Scene:
     """Training scene `index` of the stream `seed` (`train` silhouettes); a pure function of its arguments.
 
@@ -362,7 +412,8 @@ def training_scene(
     result is still deterministic. Half the captions carry "a photo of"; a quarter of the rest
     say "one" for single objects.
     """
-    _check_sizes(canvas, sprite)
+    _check_sizes(canvas, sprite, layout)
+    check_style(objects, layout)
     rng = random.Random(f"sgbench-scene:{seed}:{index}")
     for _ in range(1000):
         groups, relation = _draw_caption(rng)
@@ -377,8 +428,8 @@ def training_scene(
         groups, positions = [groups[1], groups[0]], [None, (relation, 0)]
     else:
         positions = [None] * len(groups)
-    image, objects = _draw(rng, groups, positions, canvas=canvas, sprite=sprite, split="train")
-    return Scene(image, caption, metadata, objects)
+    image, drawn = _draw(rng, groups, positions, canvas=canvas, sprite=sprite, split="train", objects=objects, layout=layout)
+    return Scene(image, caption, metadata, drawn)
 
 
 def _groups_of(metadata: dict):
@@ -427,19 +478,22 @@ def render_metadata(
     canvas: int = 48,                                # image side, px
     sprite: int = 16,                                # typical longest side of an object, px (+- sprite/8)
     split: str = "test",                             # silhouettes: "test" (evaluation) or "train"
+    objects: str = "silhouettes",                    # OBJECT_STYLES
+    layout: str = "free",                            # LAYOUTS
 ) -> Scene:
     """A scene satisfying a GenEval metadata entry: exactly the included objects, nothing else.
 
     Colours the entry does not name are random; asked relations hold with a margin. Deterministic
     in (metadata, seed); different prompts with one seed are independent draws.
     """
-    _check_sizes(canvas, sprite)
+    _check_sizes(canvas, sprite, layout)
+    check_style(objects, layout)
     if split not in ("train", "test"):
         raise SgbenchError(f"Expected split 'train' or 'test' but got {split!r}")
     groups, positions = _groups_of(metadata)
     rng = random.Random(f"sgbench-render:{seed}:{json.dumps(metadata, sort_keys=True)}")
-    image, objects = _draw(rng, groups, positions, canvas=canvas, sprite=sprite, split=split)
-    return Scene(image, metadata["prompt"], metadata, objects)
+    image, drawn = _draw(rng, groups, positions, canvas=canvas, sprite=sprite, split=split, objects=objects, layout=layout)
+    return Scene(image, metadata["prompt"], metadata, drawn)
 
 
 def caption_vocabulary() -> list[str]:

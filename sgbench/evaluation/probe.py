@@ -85,12 +85,13 @@ def altered(groups, relation, attribute: str, rng: random.Random, classes: tuple
     raise SgbenchError(f"Unknown probe attribute '{attribute}'; expected one of {', '.join(ATTRIBUTES)}")
 
 
-def probe_pairs(attribute: str, scenes: int, *, canvas: int, sprite: int, classes: tuple[str, ...], max_draws: int = 20_000):
+def probe_pairs(attribute: str, scenes: int, *, canvas: int, sprite: int, classes: tuple[str, ...], objects: str = "silhouettes",
+                layout: str = "free", max_draws: int = 20_000):
     """The first `scenes` probe scenes `attribute` applies to: (images uint8 (S, H, W, 3), true captions,
     altered captions). The caption keeps the scene's own phrasing ("a photo of", "one")."""
     images, true, false = [], [], []
     for index in range(max_draws):
-        scene = training_scene(PROBE_STREAM, index, canvas=canvas, sprite=sprite)
+        scene = training_scene(PROBE_STREAM, index, canvas=canvas, sprite=sprite, objects=objects, layout=layout)
         groups, relation = caption_groups(scene.metadata)
         change = altered(groups, relation, attribute, random.Random(f"probe:{attribute}:{index}"), classes)
         if change is None:
@@ -109,7 +110,8 @@ def probe_pairs(attribute: str, scenes: int, *, canvas: int, sprite: int, classe
 
 @torch.no_grad()
 def attribute_probe(model, *, scenes: int = 300, batch_size: int = 100, attributes=ATTRIBUTES, canvas: int | None = None,
-                    sprite: int = 16, seed: int = 0) -> dict[str, float]:
+                    sprite: int = 16, objects: str = "silhouettes", layout: str = "free",
+                    seed: int = 0) -> dict[str, float]:
     """{attribute: fraction of scenes whose true caption gives the lower denoising error} for a text model
     trained on Animal scenes. Noise and t (uniform in [0.1, 0.9]) are drawn per scene from `seed`, the same
     for the true and the altered caption."""
@@ -123,7 +125,8 @@ def attribute_probe(model, *, scenes: int = 300, batch_size: int = 100, attribut
     model.eval()
     out = {}
     for attribute in attributes:
-        images, true, false = probe_pairs(attribute, scenes, canvas=canvas, sprite=sprite, classes=tuple(CLASS_NAMES))
+        images, true, false = probe_pairs(attribute, scenes, canvas=canvas, sprite=sprite, classes=tuple(CLASS_NAMES), objects=objects,
+                                          layout=layout)
         g = torch.Generator().manual_seed(seed)
         x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
         z, t = torch.randn(x.shape, generator=g), 0.1 + 0.8 * torch.rand(len(x), generator=g)

@@ -220,3 +220,38 @@ def plot_pareto(boards: dict[str, Leaderboard], path: str | Path) -> Path | None
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+# ----------------------------------------------------------------------------------------------------
+# Training: the attribute-swap probe over steps (sgbench.evaluation.probe)
+
+
+def plot_probe_curve(train_log: str | Path, path: str | Path) -> Path | None:
+    """Each probe attribute's score against the training step, from train_log.jsonl's probe lines (0.5:
+    the word is ignored; 1: the true caption always wins). Returns the PNG path, or None without probes."""
+    import json
+
+    probes = []
+    for line in Path(train_log).read_text().splitlines():
+        entry = json.loads(line) if line.strip() else {}
+        if "probe" in entry:
+            probes.append((entry["step"], entry["probe"]))
+    if not probes:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.0))
+    steps = [s for s, _ in probes]
+    for k, attribute in enumerate(probes[-1][1]):
+        ax.plot(steps, [p.get(attribute) for _, p in probes], marker="o", ms=3, color=f"C{k}", label=attribute)
+    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0.4, 1.0)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("true caption preferred (0.5: ignored)")
+    ax.set_title("Attribute-swap probe of the EMA model")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -67,6 +67,8 @@ class DataSection:
     path: str | None = None  # for 'latents'
     canvas: int = 48  # animal_scenes: image side, px (= the model's input_size)
     sprite: int = 16  # animal_scenes: typical longest side of an animal, px
+    objects: str = "silhouettes"  # animal_scenes: how an object is drawn, 'silhouettes' or 'glyphs' (sgbench.data.scenes)
+    layout: str = "free"  # animal_scenes: where objects go, 'free' or 'grid' (2x2 cells)
     hold_out: str | None = None  # animal_scenes: 'geneval' never trains on the embedded GenEval prompts
     # animal_scenes: processes that render scenes (0: the training process). Rendering is ~1.3 ms a scene
     # on one core, which bounds a GPU run at ~12 steps/s of 64; the scenes are the same for any value.
@@ -223,6 +225,12 @@ def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecip
         raise SgbenchError(f"Expected train.probe_every >= 0 (0: off) and train.probe_scenes >= 1 but got {t.probe_every} and {t.probe_scenes}")
     if recipe.data.workers < 0:
         raise SgbenchError(f"Expected data.workers >= 0 (0 renders scenes in the training process) but got {recipe.data.workers}")
+    if recipe.data.dataset == "animal_scenes":
+        from sgbench.data.scenes import LAYOUTS, OBJECT_STYLES
+
+        if recipe.data.objects not in OBJECT_STYLES or recipe.data.layout not in LAYOUTS:
+            raise SgbenchError(f"Expected data.objects in {', '.join(OBJECT_STYLES)} and data.layout in {', '.join(LAYOUTS)} "
+                               f"but got {recipe.data.objects!r} and {recipe.data.layout!r}")
     if t.precision not in PRECISIONS:
         raise SgbenchError(f"Unknown train.precision '{t.precision}'; expected one of {', '.join(PRECISIONS)}")
     return recipe

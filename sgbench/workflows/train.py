@@ -19,7 +19,7 @@ Outputs in the recipe's `out` directory:
     checkpoint.safetensors      model, EMA, AdamW state and step (written atomically; --resume reads it)
     model.safetensors           EMA weights + model config (what `sgbench sample` loads)
     snapshots/ema-step{N}.safetensors   EMA weights at chosen steps (autoguidance guides)
-    grid-step{N}.png, train_log.jsonl, recipe.yaml
+    grid-step{N}.png, train_log.jsonl, recipe.yaml, probe.png (text models with train.probe_every)
 """
 
 from __future__ import annotations
@@ -100,7 +100,8 @@ def scene_batch(
     from sgbench.data.scenes import training_scene
 
     d = recipe.data
-    render = partial(training_scene, recipe.train.seed, canvas=d.canvas, sprite=d.sprite, held_out=held_out)
+    render = partial(training_scene, recipe.train.seed, canvas=d.canvas, sprite=d.sprite, held_out=held_out, objects=d.objects,
+                     layout=d.layout)
     positions = [int(k) for k in positions]
     if pool is None:
         scenes = [render(k) for k in positions]
@@ -320,9 +321,13 @@ def train(
             if text_model and t_cfg.probe_every and step % t_cfg.probe_every == 0:
                 from sgbench.evaluation.probe import attribute_probe
 
-                probe = attribute_probe(ema, scenes=t_cfg.probe_scenes, canvas=recipe.data.canvas, sprite=recipe.data.sprite)
+                probe = attribute_probe(ema, scenes=t_cfg.probe_scenes, canvas=recipe.data.canvas, sprite=recipe.data.sprite,
+                                       objects=recipe.data.objects, layout=recipe.data.layout)
                 log.write(json.dumps({"step": step, "probe": probe}) + "\n")
                 log.flush()
+                from sgbench.results.plots import plot_probe_curve
+
+                plot_probe_curve(out / "train_log.jsonl", out / "probe.png")
             if step % t_cfg.ckpt_every == 0 or step == last_step:
                 save_checkpoint(ckpt_path, step, model, ema, opt, recipe)
         distributed.barrier()
