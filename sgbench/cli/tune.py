@@ -19,7 +19,7 @@ from sgbench.cli import Format, app
 
     sgbench tune animal                       # every method of recipes/bench/animal.yaml, K = 8 candidates each
 
-    sgbench tune animal --max-gflops-image 2.5 --max-gflops-image 4   # the best setting of each method within each budget
+    sgbench tune animal --max-gflops-image 3  # also the best setting of each method within 3 GFLOPs per image
 
     sgbench tune t2i --quick --out runs/tune-t2i
 
@@ -34,7 +34,7 @@ def tune(
     recipe: Annotated[Optional[str], typer.Argument(help="Bench recipe: a file, or a shipped name (animal, t2i; default animal)")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="The recipe's quick subset with a small budget (tune.quick)")] = False,
     max_gflops_image: Annotated[Optional[list[float]], typer.Option(
-        "--max-gflops-image", metavar="X", help="Tune within X analytic GFLOPs per image (repeatable: one tuned board per budget)")] = None,
+        "--max-gflops-image", metavar="X", help="Also tune within X analytic GFLOPs per image (repeatable: one tuned board per budget, beside the unrestricted one)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the recipe's out/tune)")] = None,
     fmt: Format = "table",
 ) -> None:
