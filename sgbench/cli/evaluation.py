@@ -298,33 +298,48 @@ def geneval_prompts(
     typer.echo(f"Wrote {len(write_prompts(out, seed))} prompts to {out}")
 
 
-@geneval_app.command("validate", epilog="Example:\n\n    sgbench geneval validate --seed 0\n")
+@geneval_app.command("validate", epilog="Examples:\n\n    sgbench geneval validate --seed 0\n\n"
+                                         "    sgbench geneval validate --seed 0 --objects glyphs --layout grid --sprite 18\n")
 def geneval_validate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the ground-truth scenes and of the shuffle")] = 0,
     images_per_prompt: Annotated[int, typer.Option("--images-per-prompt", help="Ground-truth images per prompt")] = 4,
+    objects: Annotated[str, typer.Option("--objects", help="How the ground-truth scenes draw objects: silhouettes or glyphs")] = "silhouettes",
+    layout: Annotated[str, typer.Option("--layout", help="Where the ground-truth scenes put objects: free or grid")] = "free",
+    sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px")] = 16,
+    canvas: Annotated[int, typer.Option("--canvas", help="The scenes' image side in px")] = 48,
+    classifier: Annotated[Optional[Path], typer.Option("--classifier", help="Object classifier weights (default: the shipped one for --objects: sgbench/assets/scene_object_classifier.safetensors or scene_glyph_classifier.safetensors)")] = None,
 ) -> None:
-    """Check the offline evaluator: ground-truth scenes of every embedded prompt (test silhouettes) should
-    score near 1 on every task, and the same images judged against shuffled prompts far lower."""
+    """Check the offline evaluator: ground-truth scenes of every embedded prompt (test silhouettes, or glyphs)
+    should score near 1 on every task, and the same images judged against shuffled prompts far lower."""
+    from sgbench.evaluation.geneval.detect import load_object_classifier
     from sgbench.evaluation.geneval.evaluate import validate_geneval, validation_table
 
-    typer.echo(validation_table(validate_geneval(seed=seed, images_per_prompt=images_per_prompt)))
+    reports = validate_geneval(seed=seed, images_per_prompt=images_per_prompt, objects=objects, layout=layout,
+                               sprite=sprite, canvas=canvas,
+                               classifier=None if classifier is None else load_object_classifier(classifier))
+    typer.echo(validation_table(reports))
 
 
 @geneval_app.command("train-classifier")
 def geneval_train_classifier(
-    file: Annotated[Optional[Path], typer.Option("--file", help="Weights file to write (default: the shipped sgbench/assets/scene_object_classifier.safetensors)")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Weights file to write (default: the shipped one for --objects: sgbench/assets/scene_object_classifier.safetensors or scene_glyph_classifier.safetensors)")] = None,
     seed: Annotated[int, typer.Option(help="Training seed")] = 0,
     workers: Annotated[int, typer.Option(help="Members trained side by side, one thread each (same weights)")] = 1,
+    objects: Annotated[str, typer.Option("--objects", help="What the scenes draw: silhouettes or glyphs")] = "silhouettes",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", hidden=True, help="Deprecated spelling of --file")] = None,
 ) -> None:
     """Train the offline GenEval's object classifier (two small nets on rendered `train` silhouettes, the
-    temperature fit on held-out `train` silhouettes; each net about 35 minutes on one CPU thread)."""
-    from sgbench.evaluation.geneval.detect import DEFAULT_WEIGHTS
+    temperature fit on held-out `train` silhouettes; each net about 35 minutes on one CPU thread; with
+    --objects glyphs, on rendered glyphs, about 10 minutes in all)."""
+    from sgbench.data.scenes import check_style
+    from sgbench.evaluation.geneval.detect import CLASSIFIER_WEIGHTS
     from sgbench.evaluation.geneval.train_classifier import train_scene_classifier
 
     out = renamed(file, out, command="geneval train-classifier", new="--file", old="-o/--out", why=OUT_IS_A_FOLDER)
-    record = train_scene_classifier(out or DEFAULT_WEIGHTS, seed=seed, workers=workers)
-    typer.echo(f"Wrote {out or DEFAULT_WEIGHTS}: {record}")
+    check_style(objects)
+    out = out or CLASSIFIER_WEIGHTS[objects]
+    record = train_scene_classifier(out, objects=objects, seed=seed, workers=workers)
+    typer.echo(f"Wrote {out}: {record}")
 
 
 # === GenEval's round trip: export geneval, ingest geneval ===========================================

@@ -20,7 +20,9 @@ GenEval detects with Mask2Former and names colours with CLIP; on a flat grey can
    averaged over ten views (1 px shifts and mirrors) and divided by a temperature fitted on held-out
    silhouettes.
    Weights: sgbench/assets/scene_object_classifier.safetensors, trained by
-   sgbench.evaluation.geneval.train_classifier on `train` silhouettes, held-out accuracy on `test` in its record.
+   sgbench.evaluation.geneval.train_classifier on `train` silhouettes, held-out accuracy on `test` in its record;
+   for scenes of glyphs (sgbench.data.glyphs), sgbench/assets/scene_glyph_classifier.safetensors, the same
+   nets trained on glyphs (CLASSIFIER_WEIGHTS: one file per object style, the default stays silhouettes').
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import read_record, read_weights
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "scene_object_classifier.safetensors"
+GLYPH_WEIGHTS = DEFAULT_WEIGHTS.with_name("scene_glyph_classifier.safetensors")
+CLASSIFIER_WEIGHTS = {"silhouettes": DEFAULT_WEIGHTS, "glyphs": GLYPH_WEIGHTS}  # scenes' objects -> shipped classifier
 RECORD_KEY = "sgbench_scene_classifier"
 FOREGROUND_DISTANCE = 24.0  # RGB distance from the background above which a pixel is part of an object
 MIN_AREA = 6  # px; smaller parts are specks

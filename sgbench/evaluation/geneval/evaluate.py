@@ -3,8 +3,8 @@
 evaluate_geneval(images, metadata) is GenEval's evaluate_images.py + summary_scores.py with the
 scene detector (sgbench.evaluation.geneval.detect) in place of Mask2Former and CLIP. validate_geneval() checks
 the evaluator itself: ground-truth scenes drawn for every embedded prompt (render_metadata, `test`
-silhouettes) must score near 1 on every task, and the same images judged against shuffled prompts
-must score far lower.
+silhouettes, or glyphs with the glyph classifier) must score near 1 on every task, and the same images
+judged against shuffled prompts must score far lower.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sgbench.data.scenes import TASKS, render_metadata
+from sgbench.data.scenes import TASKS, check_style, render_metadata
 from sgbench.utils.errors import SgbenchError
-from sgbench.evaluation.geneval.detect import Detection, ObjectClassifier, detect, load_object_classifier
+from sgbench.evaluation.geneval.detect import (
+    CLASSIFIER_WEIGHTS, Detection, ObjectClassifier, detect, load_object_classifier,
+)
 from sgbench.evaluation.geneval.prompts import load_prompts
 from sgbench.evaluation.geneval.rules import GenevalReport, image_result, summarize
 from sgbench.core.seeding import derive_seed
@@ -54,12 +56,15 @@ def render_ground_truth(
     canvas: int = 48,
     sprite: int = 16,
     split: str = "test",
+    objects: str = "silhouettes",                # sgbench.data.scenes.OBJECT_STYLES
+    layout: str = "free",                        # sgbench.data.scenes.LAYOUTS
 ) -> tuple[np.ndarray, list[dict]]:
     """Ground-truth scenes, prompt-major: images uint8 (P * K, H, W, 3) and their metadata (P * K entries)."""
     images, metadata = [], []
     for entry in prompts:
         for k in range(images_per_prompt):
-            scene = render_metadata(entry, derive_seed(seed, k), canvas=canvas, sprite=sprite, split=split)
+            scene = render_metadata(entry, derive_seed(seed, k), canvas=canvas, sprite=sprite, split=split,
+                                    objects=objects, layout=layout)
             images.append(scene.image)
             metadata.append(entry)
     return np.stack(images), metadata
@@ -72,7 +77,10 @@ def validate_geneval(
     canvas: int = 48,
     sprite: int = 16,
     split: str = "test",                         # silhouettes of the ground truth ("train": what a model
-    classifier: ObjectClassifier | None = None,  # that reproduced its training silhouettes would draw)
+    #                                              that reproduced its training silhouettes would draw)
+    classifier: ObjectClassifier | None = None,  # None: the shipped one for `objects` (detect.CLASSIFIER_WEIGHTS)
+    objects: str = "silhouettes",                # sgbench.data.scenes.OBJECT_STYLES
+    layout: str = "free",                        # sgbench.data.scenes.LAYOUTS
 ) -> dict[str, GenevalReport]:
     """Score ground-truth scenes of every embedded prompt, then the same images against shuffled prompts.
 
@@ -83,9 +91,11 @@ def validate_geneval(
         raise SgbenchError(f"Expected --images-per-prompt >= 1 but got {images_per_prompt}")
     if seed < 0:
         raise SgbenchError(f"Expected --seed >= 0 but got {seed}")
-    classifier = classifier or load_object_classifier()
+    check_style(objects, layout)
+    classifier = classifier or load_object_classifier(CLASSIFIER_WEIGHTS[objects])
     images, metadata = render_ground_truth(
-        load_prompts(), images_per_prompt=images_per_prompt, seed=seed, canvas=canvas, sprite=sprite, split=split
+        load_prompts(), images_per_prompt=images_per_prompt, seed=seed, canvas=canvas, sprite=sprite, split=split,
+        objects=objects, layout=layout,
     )
     shuffled = [metadata[i] for i in np.random.default_rng(seed).permutation(len(metadata))]
     detections = detect(images, classifier)  # once: both judgements see the same images

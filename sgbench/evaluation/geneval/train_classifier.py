@@ -22,6 +22,20 @@ Deterministic for a seed on one thread per member, whether members train in turn
 worker processes. Reproduce: `sgbench geneval train-classifier --workers 2` (`train_scene_classifier()`):
 two trainings of about 35 minutes on one CPU thread each, side by side on the 2-core machine, then a
 few minutes of evaluation.
+
+Glyphs (`objects="glyphs"`, the shipped sgbench/assets/scene_glyph_classifier.safetensors): the same nets,
+crops and augmentation, each object drawn by sgbench.data.glyphs.glyph(class, longest side) instead of a
+silhouette; sprite 18 (the glyph scenes' grid sprite) half the time, else 10 to 24, each +- sprite/8; no
+mirroring at render time (every glyph is symmetric about its vertical axis). A class has one glyph, so
+there are no held-out shapes: fit, VAL and test crops are independent random draws (the streams
+(seed, GLYPH_STREAMS[source])). The temperature is fitted on VAL crops each passed once through an
+affine map of twice the training's rotation and scale ranges (GLYPH_VAL_STRENGTH): generated images
+draw imperfect shapes, and on crops the nets classify all right with wide margins (clean ones, or
+distorted as in training) the NLL only falls as the temperature does, so they cannot calibrate the score.
+The record holds accuracy on clean crops (every glyph at every size 10..24 px in every colour, `test`),
+on test draws distorted as in training (`test_distorted`) and twice as much (`test_distorted_2x`).
+Reproduce: `sgbench geneval train-classifier --objects glyphs` (RECIPES["glyphs"]: two members in turn on
+one CPU thread, about 10 minutes in all, evaluation included).
 """
 
 from __future__ import annotations
@@ -41,10 +55,11 @@ from scipy.optimize import minimize_scalar
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.geneval_words import BACKGROUND, COLORS
-from sgbench.data.scenes import jittered_size, tinted_sprite  # the renderer's own sprite path
+from sgbench.data.glyphs import glyph
+from sgbench.data.scenes import check_style, jittered_size, tinted_sprite  # the renderer's own sprite path
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation.geneval.detect import (
-    CROP, DEFAULT_WEIGHTS, RECORD_KEY, ObjectClassifier, ObjectNet, classify, crop_input, find_parts,
+    CLASSIFIER_WEIGHTS, CROP, RECORD_KEY, ObjectClassifier, ObjectNet, classify, crop_input, find_parts,
     load_object_classifier,
 )
 from sgbench.models.checkpoint import atomic_save_safetensors
@@ -59,6 +74,15 @@ SOURCES = {  # name -> (Animal-MNIST split, silhouette indices within each class
     "test": ("test", range(100)),
 }
 EVAL_SPRITE = 16  # the scenes' default sprite: what validate_geneval and a default benchmark draw
+GLYPH_SPRITE = 18  # the glyph scenes' sprite (grid layout, recipes/t2i/animal-scenes-routed.yaml): half the crops
+GLYPH_STREAMS = {"fit": 0, "val": 1, "test": 2}  # glyph crops of each source: np.random.default_rng([seed, stream])
+GLYPH_SIZES = range(10, 25)  # clean glyph test crops: every glyph at each of these longest sides, in every colour
+GLYPH_HELD_OUT = 1000  # random glyph crops drawn for VAL and for each distorted test
+GLYPH_VAL_STRENGTH = 2.0  # VAL's distortion, twice the training's: it makes errors, so the temperature is identified
+RECIPES = {  # objects -> the shipped classifier's training size (sgbench/assets/README.md)
+    "silhouettes": {"members": 2, "scenes": 16000, "epochs": 60},
+    "glyphs": {"members": 2, "scenes": 8000, "epochs": 20},
+}
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -70,6 +94,12 @@ def render_object(split: str, class_id: int, which: int, longest: int, *, mirror
     alpha = tinted_sprite(split, class_id, which, longest)
     if mirror:
         alpha = alpha[:, ::-1]
+    return composite_crop(alpha, color=color, offset=offset, noise=noise, rng=rng)
+
+
+def composite_crop(alpha: np.ndarray, *, color: str, offset: tuple[int, int], noise: float,
+                   rng: np.random.Generator | None) -> np.ndarray:
+    """An object's alpha (h, w) tinted and composited as scenes do, alone on grey, through the detector -> crop."""
     h, w = alpha.shape
     side = 2 * (max(h, w) + 3)  # the object covers under a quarter: the median is the grey
     image = np.empty((side, side, 3), np.float32)
@@ -107,6 +137,44 @@ def render_crops(seed: int, count: int, *, source: str) -> tuple[np.ndarray, np.
     return crops, labels
 
 
+def render_glyph_crops(seed: int, count: int, *, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """`count` random glyph crops from the stream (seed, GLYPH_STREAMS[source]) -> crops (count, CROP, CROP), labels.
+
+    Class and colour uniform; sprite GLYPH_SPRITE half the time, else uniform in 10..24; the longest
+    side sprite +- sprite/8; Gaussian noise of sigma uniform in 0..4 on half of them.
+    """
+    rng = np.random.default_rng([seed, GLYPH_STREAMS[source]])
+    crops, labels = np.empty((count, CROP, CROP), np.float32), np.empty(count, np.int64)
+    colors = tuple(COLORS)
+    for i in range(count):
+        label = int(rng.integers(len(CLASS_NAMES)))
+        sprite = GLYPH_SPRITE if rng.random() < 0.5 else int(rng.integers(10, 25))
+        longest = sprite + int(rng.integers(-jittered_size(sprite), jittered_size(sprite) + 1))
+        noise = rng.uniform(0, 4) if rng.random() < 0.5 else 0.0
+        crops[i] = composite_crop(glyph(label, longest), color=colors[rng.integers(len(colors))],
+                                  offset=tuple(rng.integers(0, 64, 2)), noise=noise, rng=rng)
+        labels[i] = label
+    return crops, labels
+
+
+def glyph_evaluation_crops(sizes: range = GLYPH_SIZES) -> tuple[np.ndarray, np.ndarray]:
+    """Every glyph at every longest side in `sizes`, in every colour, no noise (clean: what the scenes draw)."""
+    crops, labels = [], []
+    for label in range(len(CLASS_NAMES)):
+        for longest in sizes:
+            for color in COLORS:
+                crops.append(composite_crop(glyph(label, longest), color=color, offset=(0, 0), noise=0.0, rng=None))
+                labels.append(label)
+    return np.stack(crops), np.asarray(labels, np.int64)
+
+
+def distorted(crops: np.ndarray, seed: int, strength: float) -> np.ndarray:
+    """Each crop through one random draw of the training's affine map (_augment) at `strength` (1: as trained)."""
+    with torch.no_grad():
+        x = _augment(torch.from_numpy(crops)[:, None], torch.Generator().manual_seed(seed), strength)
+    return x[:, 0].numpy()
+
+
 def evaluation_crops(source: str, *, sprite: int = EVAL_SPRITE, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Every `source` silhouette at every longest side sprite +- sprite/8 (random colour and mirror, no noise)."""
     split, silhouettes = SOURCES[source]
@@ -141,11 +209,16 @@ def accuracy_record(probs: np.ndarray, labels: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Training
 
-def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Random rotation (<= 12 deg), per-axis scale (0.88-1.12), shift (<= 5%) and mirroring of crops (B, 1, S, S)."""
+def _augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+    """Random rotation (<= 12 deg), per-axis scale (0.88-1.12), shift (<= 5%) and mirroring of crops (B, 1, S, S).
+
+    `strength` multiplies the rotation and scale ranges (2: <= 24 deg, 0.76-1.24), not the shift, which
+    stands for a part's centring (arbitrary to a pixel).
+    """
     b = len(x)
     uniform = lambda: torch.rand(b, generator=gen) * 2 - 1  # noqa: E731  in [-1, 1)
-    angle, scale_x, scale_y = uniform() * math.radians(12), 1 + 0.12 * uniform(), 1 + 0.12 * uniform()
+    angle = uniform() * math.radians(12 * strength)
+    scale_x, scale_y = 1 + 0.12 * strength * uniform(), 1 + 0.12 * strength * uniform()
     shift_x, shift_y = 0.1 * uniform(), 0.1 * uniform()  # in grid units: 2 = the crop's side
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos * scale_x, -sin * scale_y, shift_x], 1),
@@ -206,16 +279,20 @@ def calibrate(nets: list[ObjectNet], val_crops: np.ndarray, val_labels: np.ndarr
     return classifier
 
 
-def save_classifier(classifier: ObjectClassifier, record: dict, out: str | Path) -> dict:
-    """Save float16 safetensors with `record` plus VAL and `test` accuracies of the file as shipped; return it."""
+def save_classifier(classifier: ObjectClassifier, record: dict, out: str | Path, *,
+                    held_out: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+                    command: str = TRAIN_COMMAND) -> dict:
+    """Save float16 safetensors with `record` plus the accuracies of the file as shipped on each `held_out`
+    set (name -> crops, labels; None: the silhouettes' VAL and `test`); return the record."""
     state = {k: v.half() if v.is_floating_point() else v for k, v in classifier.state_dict().items()}
     record = {**record, "members": len(classifier.members), "temperature": round(float(classifier.temperature), 4),
-              "dtype": "float16", "command": TRAIN_COMMAND}
+              "dtype": "float16", "command": command}
     atomic_save_safetensors(state, Path(out), {RECORD_KEY: json.dumps(record)})
     shipped = load_object_classifier(out)
-    for source in ("val", "test"):
-        crops, labels = evaluation_crops(source)
-        record[source] = accuracy_record(classify(shipped, crops), labels)
+    if held_out is None:
+        held_out = {source: evaluation_crops(source) for source in ("val", "test")}
+    for name, (crops, labels) in held_out.items():
+        record[name] = accuracy_record(classify(shipped, crops), labels)
     atomic_save_safetensors(state, Path(out), {RECORD_KEY: json.dumps(record)})
     return record
 
@@ -256,33 +333,67 @@ def train_members(crops: np.ndarray, labels: np.ndarray, *, members: int, seed: 
 
 
 def train_scene_classifier(
-    out: str | Path = DEFAULT_WEIGHTS,
+    out: str | Path | None = None,  # None: the shipped file for `objects` (detect.CLASSIFIER_WEIGHTS)
     *,
-    members: int = 2,            # ObjectNets averaged
-    scenes: int = 16000,         # rendered training crops (2 per FIT silhouette on average)
-    epochs: int = 60,
+    objects: str = "silhouettes",   # what the scenes draw: silhouettes or glyphs (sgbench.data.scenes.OBJECT_STYLES)
+    members: int | None = None,     # ObjectNets averaged; None: RECIPES[objects]
+    scenes: int | None = None,      # rendered training crops (silhouettes: 2 per FIT silhouette on average); None: RECIPES
+    epochs: int | None = None,      # None: RECIPES[objects]
     batch_size: int = 128,
     lr: float = 3e-3,
     weight_decay: float = 5e-4,
-    seed: int = 0,               # crops from `seed`, member k from seed + k
-    threads: int = 1,            # per member: one thread keeps each member deterministic and the machine polite
-    workers: int = 1,            # members trained side by side in processes (same weights, less wall time)
+    seed: int = 0,                  # crops from `seed`, member k from seed + k
+    threads: int = 1,               # per member: one thread keeps each member deterministic and the machine polite
+    workers: int = 1,               # members trained side by side in processes (same weights, less wall time)
 ) -> dict:
     """Train the members on FIT, fit the temperature on VAL, save float16 safetensors with the record; return it."""
+    check_style(objects)
+    recipe = RECIPES[objects]
+    members = recipe["members"] if members is None else members
+    scenes = recipe["scenes"] if scenes is None else scenes
+    epochs = recipe["epochs"] if epochs is None else epochs
     if members < 1 or workers < 1:
         raise SgbenchError(f"Expected members >= 1 and workers >= 1 but got members {members}, workers {workers}")
     torch.set_num_threads(threads)
     start = time.time()
-    crops, labels = render_crops(seed, scenes, source="fit")
+    if objects == "glyphs":
+        crops, labels = render_glyph_crops(seed, scenes, source="fit")
+        val_crops, val_labels = render_glyph_crops(seed, GLYPH_HELD_OUT, source="val")
+        test_crops, test_labels = render_glyph_crops(seed, GLYPH_HELD_OUT, source="test")
+        held_out = {"val": (distorted(val_crops, seed, GLYPH_VAL_STRENGTH), val_labels),
+                    "test": glyph_evaluation_crops(),
+                    "test_distorted": (distorted(test_crops, seed + 1, 1.0), test_labels),
+                    "test_distorted_2x": (distorted(test_crops, seed + 2, GLYPH_VAL_STRENGTH), test_labels)}
+        described = {
+            "objects": "glyphs",
+            "fit_crops": f"{scenes} random draws, stream (seed, {GLYPH_STREAMS['fit']}): sprite {GLYPH_SPRITE} "
+                         "half the time, else 10..24, each +- sprite/8, noise sigma 0..4 on half",
+            "val_crops": f"{GLYPH_HELD_OUT} random draws as fit, stream (seed, {GLYPH_STREAMS['val']}), each through "
+                         f"one random affine map of {GLYPH_VAL_STRENGTH:g}x the training's rotation and scale ranges "
+                         "(generator seed `seed`); the temperature is fitted on them",
+            "test_crops": f"clean: every glyph at every longest side {GLYPH_SIZES.start}..{GLYPH_SIZES.stop - 1} px in "
+                          f"every colour, no noise ({len(held_out['test'][1])} crops)",
+            "test_distorted_crops": f"{GLYPH_HELD_OUT} random draws as fit, stream (seed, {GLYPH_STREAMS['test']}), "
+                                    "each through one random training affine map (generator seed `seed` + 1)",
+            "test_distorted_2x_crops": f"the same {GLYPH_HELD_OUT} draws through one random affine map of "
+                                       f"{GLYPH_VAL_STRENGTH:g}x the training's ranges (generator seed `seed` + 2)",
+        }
+        command = f"{TRAIN_COMMAND} --objects glyphs"
+    else:
+        crops, labels = render_crops(seed, scenes, source="fit")
+        held_out = None  # VAL and `test` silhouettes, rendered after training (save_classifier)
+        described = {"train_split": "train", "fit_silhouettes": f"0..{FIT_PER_CLASS - 1} of each class",
+                     "val_silhouettes": f"{FIT_PER_CLASS}..899 of each class", "test_split": "test"}
+        command = TRAIN_COMMAND
     nets, losses, seconds = train_members(crops, labels, members=members, seed=seed, threads=threads,
                                           workers=workers, epochs=epochs, batch_size=batch_size, lr=lr,
                                           weight_decay=weight_decay)
-    classifier = calibrate(nets, *evaluation_crops("val"))
+    classifier = calibrate(nets, *(evaluation_crops("val") if held_out is None else held_out["val"]))
     record = {
-        "train_split": "train", "fit_silhouettes": f"0..{FIT_PER_CLASS - 1} of each class",
-        "val_silhouettes": f"{FIT_PER_CLASS}..899 of each class", "test_split": "test", "scenes": scenes,
+        **described, "scenes": scenes,
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "seed": seed,
         "threads": threads, "workers": workers, "final_losses": losses, "member_seconds": seconds,
         "train_seconds": round(time.time() - start, 1),
     }
-    return save_classifier(classifier, record, out)
+    out = CLASSIFIER_WEIGHTS[objects] if out is None else out
+    return save_classifier(classifier, record, out, held_out=held_out, command=command)
