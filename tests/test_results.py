@@ -385,3 +385,16 @@ def test_cli_compare_reference_paper(runs, tmp_path):
     assert sorted({row["table"] for row in json.loads(r.stdout)["paper"]}) == [1, 2]  # a masked backbone brings Table 1
     r = runner.invoke(app, ["compare", str(runs), "--reference", "table2"])
     assert r.exit_code == 2 and "Expected --reference paper or paper:N,M" in r.output
+
+
+def test_a_second_run_of_the_same_configuration_and_seed_counts_once(tmp_path):
+    """Two folders holding the same draw (e.g. a tuned board and a budget's board sharing a run) are one seed:
+    averaging them would report n = 2 with zero spread. The copy is named under the table, not averaged."""
+    make_run(tmp_path / "a", "sg", fd=10.0, ci=1.0)
+    make_run(tmp_path / "b", "sg", fd=10.0, ci=1.0)
+    make_run(tmp_path / "a", "sg-seed1", seed=1, fd=12.0, ci=1.0)
+    board = results.leaderboard(results.load_runs([tmp_path / "a", tmp_path / "b"]))
+    (row,) = board.rows
+    assert row.n == 2 and row.seeds == [0, 1] and row.mean["fd"] == pytest.approx(11.0)
+    (dup,) = [p for p in board.problems if p.status == "duplicate"]
+    assert dup.path == tmp_path / "b" / "sg" and "the same configuration and seed 0" in dup.reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sgbench.results.records import COLUMNS, PRIMARY, Loaded, Problem, RunRecord, column_key
 
@@ -149,9 +150,16 @@ def leaderboard(loaded: Loaded, *, sort: str | None = None, descending: bool | N
     sort = column_key(sort or PRIMARY[kind])
     quality = PRIMARY[kind]
     groups: dict[str, list[RunRecord]] = {}
+    duplicates = []
     for r in loaded.records:
-        if r.kind == kind:
-            groups.setdefault(r.key, []).append(r)
+        if r.kind != kind:
+            continue
+        first = next((g for g in groups.get(r.key, []) if g.seed == r.seed), None)
+        if first is not None:  # the same draw twice is one seed, not two with zero spread
+            duplicates.append(Problem(Path(r.path), "duplicate", f"the same configuration and seed {r.seed} as {first.path}: "
+                                      "counted once", r.key))
+            continue
+        groups.setdefault(r.key, []).append(r)
     rows = [_aggregate(rs) for rs in groups.values()]
     for backbone in {r.backbone for r in rows}:
         cand = [r for r in rows if r.backbone == backbone and r.mean[quality] is not None and r.mean["gflops_image"] is not None]
@@ -167,5 +175,5 @@ def leaderboard(loaded: Loaded, *, sort: str | None = None, descending: bool | N
         mine = [r for r in rows if r.backbone == backbone]
         assign_tiers(mine if best_first else mine[::-1], sort)
     columns = [k for k in COLUMNS if any(r.mean[k] is not None for r in rows)]
-    problems = loaded.problems if kind == kinds(loaded)[0] else []
+    problems = (loaded.problems if kind == kinds(loaded)[0] else []) + duplicates
     return Leaderboard(rows, problems, loaded.extractor, loaded.reference, sort, columns, kind)

@@ -191,30 +191,36 @@ def plot_sweep(run_dirs: Iterable[str | Path], out_dir: str | Path, *, extractor
 
 
 def plot_pareto(boards: dict[str, Leaderboard], path: str | Path) -> Path | None:
-    """Quality (with its 95% interval) against analytic GFLOPs per image of every row of the tuned
-    boards (budget name -> board), each point labelled by its configuration; the boards' Pareto rows are
-    filled, the others hollow. Returns the PNG path, or None when no row has both numbers."""
+    """Quality (with its 95% interval) against analytic GFLOPs per image of every row of the tuned boards
+    (budget name -> board), one panel per backbone, one colour per budget, each point labelled by its
+    method (the full setting is in the leaderboard); the boards' Pareto rows are filled, the others hollow.
+    Returns the PNG path, or None when no row has both numbers."""
     points = {name: [r for r in b.rows if r.mean[b.quality] is not None and r.mean["gflops_image"] is not None]
               for name, b in boards.items()}
     if not any(points.values()):
         return None
     first = next(iter(boards.values()))
     metric, header = first.quality, first.header(first.quality)
+    backbones = list(dict.fromkeys(r.backbone for rows in points.values() for r in rows))
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for k, (name, rows) in enumerate(points.items()):
-        color = f"C{k}"
-        for r in rows:
-            y, ci = r.mean[metric], r.interval(metric)
-            yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
-            ax.errorbar([r.mean["gflops_image"]], [y], yerr=yerr, fmt="o", color=color, capsize=3,
-                        mfc=color if r.pareto else "white", label=name if r is rows[0] else None)
-            ax.annotate(r.label, (r.mean["gflops_image"], y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    ax.set_xlabel("GFLOPs per image (analytic, as executed)")
-    ax.set_ylabel(f"{header} ({'lower' if COLUMNS[metric].better < 0 else 'higher'} is better; 95% interval)")
-    ax.set_title("Tuned settings: quality against cost (filled: Pareto front)")
-    ax.grid(alpha=0.3)
-    ax.legend(title="budget", fontsize=8)
+    fig, axes = plt.subplots(1, len(backbones), figsize=(4.6 * len(backbones), 4.2), squeeze=False)
+    for ax, backbone in zip(axes[0], backbones):
+        for k, (name, rows) in enumerate(points.items()):
+            color, shown = f"C{k}", False
+            for r in (r for r in rows if r.backbone == backbone):
+                y, ci = r.mean[metric], r.interval(metric)
+                yerr = [[y - ci[0]], [ci[1] - y]] if ci else None
+                ax.errorbar([r.mean["gflops_image"]], [y], yerr=yerr, fmt="o", color=color, capsize=3,
+                            mfc=color if r.pareto else "white", label=None if shown else name)
+                ax.annotate(r.method, (r.mean["gflops_image"], y), textcoords="offset points", xytext=(4, 2 - 9 * k),
+                            fontsize=7, color=color)
+                shown = True
+        ax.set_title(backbone.split(" (")[0], fontsize=9)
+        ax.set_xlabel("GFLOPs per image (analytic, as executed)")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{header} ({'lower' if COLUMNS[metric].better < 0 else 'higher'} is better; 95% interval)")
+    axes[0][0].legend(title="budget", fontsize=8)
+    fig.suptitle("Tuned settings: quality against cost (filled: Pareto front)", fontsize=10)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
