@@ -19,7 +19,7 @@ from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import COLORS, RELATIONS, TASKS, describe, training_scene
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation.geneval.detect import (
-    CROP, DEFAULT_WEIGHTS, SHIFTS, Detection, ObjectClassifier, classify, find_parts, fit_color,
+    CROP, SHIFTS, SILHOUETTE_WEIGHTS, Detection, ObjectClassifier, classify, find_parts, fit_color,
     load_object_classifier, read_training_record,
 )
 from sgbench.evaluation.geneval.evaluate import evaluate_geneval, render_ground_truth, validate_geneval, validation_table
@@ -35,6 +35,8 @@ from sgbench.cli import app
 from test_cli import one_line_error
 
 runner = CliRunner()
+SILHOUETTES = dict(objects="silhouettes", layout="free", sprite=16)  # the first text models' scenes, asked for explicitly
+STYLES = {"default": {}, "silhouettes": SILHOUETTES}
 
 
 def read_only_folder(path: Path) -> Path:
@@ -260,25 +262,27 @@ def test_colour_fit_names_the_palette_and_its_blends_and_recovers_alpha():
     assert fit_color(np.array([[-60.0, -60.0, -60.0]]), background)[0] == "black"
 
 
-def test_parts_are_the_drawn_objects_with_their_colours():
+@pytest.mark.parametrize("style", STYLES)
+def test_parts_are_the_drawn_objects_with_their_colours(style):
     for i in range(200):
-        scene = training_scene(8, i)
+        scene = training_scene(8, i, **STYLES[style])
         found = sorted((p.box, p.color) for p in find_parts(scene.image))
         assert found == sorted((o.box, o.color) for o in scene.objects)
 
 
-def test_parts_survive_an_off_grey_background_and_grain():
-    scene = training_scene(3, 5)
+@pytest.mark.parametrize("style", STYLES)
+def test_parts_survive_an_off_grey_background_and_grain(style):
+    scene = training_scene(3, 5, **STYLES[style])
     rng = np.random.default_rng(0)
     noisy = np.clip(scene.image.astype(float) + 9 + rng.normal(0, 3, scene.image.shape), 0, 255).astype(np.uint8)
     assert sorted(p.color for p in find_parts(noisy)) == sorted(o.color for o in scene.objects)
 
 
-def test_shipped_classifier_record():
-    record = read_training_record(DEFAULT_WEIGHTS)
+def test_shipped_silhouette_classifier_record():
+    record = read_training_record(SILHOUETTE_WEIGHTS)
     assert record["train_split"] == "train" and record["test_split"] == "test" and record["dtype"] == "float16"
-    assert record["members"] == len(load_object_classifier().members) == 2
-    assert float(load_object_classifier().temperature) == pytest.approx(record["temperature"], rel=1e-3)
+    assert record["members"] == len(load_object_classifier(SILHOUETTE_WEIGHTS).members) == 2
+    assert float(load_object_classifier(SILHOUETTE_WEIGHTS).temperature) == pytest.approx(record["temperature"], rel=1e-3)
     assert record["val"]["accuracy"] >= 0.98 and record["test"]["accuracy"] >= 0.99
 
 
@@ -349,21 +353,24 @@ def test_load_object_classifier_refuses_missing_and_foreign_files(tmp_path):
 # Evaluation
 
 
-def test_evaluate_geneval_scores_a_few_ground_truth_and_wrong_images():
+@pytest.mark.parametrize("style", STYLES)
+def test_evaluate_geneval_scores_a_few_ground_truth_and_wrong_images(style):
+    """The default style's scenes with the default classifier; silhouettes with theirs, asked for explicitly."""
     prompts = load_prompts()
     picks = [next(p for p in prompts if p["tag"] == t) for t in TASKS]
-    images, metadata = render_ground_truth(picks, images_per_prompt=2)
-    report = evaluate_geneval(images, metadata)
-    assert set(report.task_scores) == set(TASKS) and len(report.results) == 12
+    images, metadata = render_ground_truth(picks, images_per_prompt=2, **STYLES[style])
+    classifier = load_object_classifier(SILHOUETTE_WEIGHTS) if style == "silhouettes" else None
+    report = evaluate_geneval(images, metadata, classifier=classifier)
+    assert set(report.task_scores) == set(TASKS) and len(report.results) == 12 and report.overall > 0.9
     blank = np.full_like(images, 128)
-    assert evaluate_geneval(blank, metadata).overall == 0.0
+    assert evaluate_geneval(blank, metadata, classifier=classifier).overall == 0.0
     with pytest.raises(SgbenchError, match="one metadata entry per image"):
         evaluate_geneval(images, metadata[:-1])
 
 
 @pytest.mark.slow
-def test_ground_truth_scores_high_and_shuffled_prompts_low():
-    reports = validate_geneval()
+def test_silhouette_ground_truth_scores_high_and_shuffled_prompts_low():
+    reports = validate_geneval(**SILHOUETTES)
     truth, shuffled = reports["ground_truth"], reports["shuffled"]
     print("\n" + validation_table(reports))
     # counting has the least room: its 0.9 score bar applies to every one of 2-4 animals (seed 0, this

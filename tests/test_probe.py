@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from sgbench.data.scenes import caption_vocabulary, describe
+from sgbench.data.scenes import DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, caption_vocabulary, describe
 from sgbench.evaluation.probe import ATTRIBUTES, altered, attribute_probe, caption_groups, probe_pairs
 from sgbench.models.config import Route, preset
 from sgbench.models.sit import SiT
@@ -45,8 +45,9 @@ def test_attributes_a_scene_does_not_have_are_skipped():
     assert altered([("cow", 3, None)], None, "one_vs_two", random.Random(0), CLASSES) is None
 
 
-def test_probe_pairs_differ_by_one_attribute_and_keep_the_phrasing():
-    images, true, false = probe_pairs("relation", 5, canvas=48, sprite=16, classes=CLASSES + ("horse", "sheep"))
+@pytest.mark.parametrize("style", [dict(sprite=DEFAULT_SPRITE), dict(sprite=16, objects="silhouettes", layout="free")])
+def test_probe_pairs_differ_by_one_attribute_and_keep_the_phrasing(style):
+    images, true, false = probe_pairs("relation", 5, canvas=48, classes=CLASSES + ("horse", "sheep"), **style)
     assert images.shape == (5, 48, 48, 3) and len(true) == len(false) == 5
     for t, f in zip(true, false):
         assert t != f and t.startswith("a photo of") == f.startswith("a photo of")
@@ -83,3 +84,20 @@ def test_the_probe_command_prints_every_attribute_and_refuses_bad_input(tmp_path
     assert json.loads(r.stdout) == {a: 0.5 for a in ATTRIBUTES}
     bad = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--scenes", "0"])
     assert bad.exit_code == 2 and "Expected --scenes >= 1 but got 0" in bad.output
+
+
+def test_the_probe_draws_the_miniatures_default_scenes_unless_told(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from sgbench.cli import app
+    from sgbench.models.checkpoint import save_model
+    from test_cli import record
+
+    save_model(SiT(TINY), tmp_path / "t.safetensors")
+    calls = record(monkeypatch, "sgbench.evaluation.probe.attribute_probe", {a: 0.5 for a in ATTRIBUTES})
+    probe = ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "-f", "json"]
+    assert CliRunner().invoke(app, probe).exit_code == 0
+    assert CliRunner().invoke(app, [*probe, "--objects", "silhouettes", "--layout", "free", "--sprite", "16"]).exit_code == 0
+    styles = [{k: kwargs[k] for k in ("objects", "layout", "sprite")} for _, kwargs in calls]
+    assert styles == [dict(objects=DEFAULT_OBJECTS, layout=DEFAULT_LAYOUT, sprite=DEFAULT_SPRITE),
+                      dict(objects="silhouettes", layout="free", sprite=16)]

@@ -9,10 +9,13 @@ import pytest
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import (
-    BACKGROUND, COLORS, GAP, RELATIONS, caption_vocabulary, connected_parts, describe, relation_components,
-    render_metadata, training_scene,
+    BACKGROUND, COLORS, DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, GAP, RELATIONS,
+    caption_vocabulary, connected_parts, describe, relation_components, render_metadata, training_scene,
 )
 from sgbench.utils.errors import SgbenchError
+
+SILHOUETTES = dict(objects="silhouettes", layout="free", sprite=16)  # the first text models' scenes, asked for explicitly
+STYLES = {"default": {}, "silhouettes": SILHOUETTES}
 
 
 def _same(a, b) -> bool:
@@ -64,47 +67,58 @@ def check_scene(scene, canvas=48) -> None:
     assert set(words) <= set(caption_vocabulary())
 
 
-def test_training_scene_is_a_function_of_seed_and_index():
+def test_the_miniatures_default_style_is_glyphs_on_the_grid_at_18_px():
+    assert (DEFAULT_OBJECTS, DEFAULT_LAYOUT, DEFAULT_SPRITE, DEFAULT_CANVAS) == ("glyphs", "grid", 18, 48)
+    explicit = dict(objects="glyphs", layout="grid", sprite=18, canvas=48)
+    for index in range(20):
+        assert _same(training_scene(3, index), training_scene(3, index, **explicit))
+    entry = describe([("cat", 2, "red")])[1]
+    assert _same(render_metadata(entry, 1), render_metadata(entry, 1, **explicit))
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_training_scene_is_a_function_of_seed_and_index(style):
     for index in (0, 7, 123456):
-        assert _same(training_scene(3, index), training_scene(3, index))
+        assert _same(training_scene(3, index, **STYLES[style]), training_scene(3, index, **STYLES[style]))
     # independent of what was drawn before (no shared state)
-    later = training_scene(3, 7)
+    later = training_scene(3, 7, **STYLES[style])
     for i in range(50):
-        training_scene(9, i)
-    assert _same(later, training_scene(3, 7))
+        training_scene(9, i, **STYLES[style])
+    assert _same(later, training_scene(3, 7, **STYLES[style]))
 
 
-def test_different_seeds_and_indices_differ():
-    a = [training_scene(0, i) for i in range(20)]
-    b = [training_scene(1, i) for i in range(20)]
+@pytest.mark.parametrize("style", STYLES)
+def test_different_seeds_and_indices_differ(style):
+    a = [training_scene(0, i, **STYLES[style]) for i in range(20)]
+    b = [training_scene(1, i, **STYLES[style]) for i in range(20)]
     assert all(not np.array_equal(x.image, y.image) for x, y in zip(a, b))
     assert len({x.image.tobytes() for x in a}) == 20
 
 
-def test_training_scenes_are_faithful_and_separable():
+def test_silhouette_scenes_in_the_free_layout_are_faithful_and_separable():
     tags = set()
     for i in range(600):
-        scene = training_scene(11, i)
+        scene = training_scene(11, i, **SILHOUETTES)
         check_scene(scene)
         tags.add(scene.metadata["tag"])
     assert tags == {"single_object", "two_object", "counting", "colors", "position", "color_attr", "mixed"}
 
 
 def test_glyph_scenes_on_the_grid_are_faithful_and_draw_each_class_as_its_glyph():
-    """Glyph objects on the 2x2 grid: every caption holds (relations too), one object per cell, centred, at
-    exactly the sprite size, and each object's pixels are its class's glyph tinted in its colour."""
+    """The default scenes, glyph objects on the 2x2 grid: every caption holds (relations too), one object per
+    cell, centred, at exactly the sprite size, and each object's pixels are its class's glyph tinted in its colour."""
     from sgbench.data.glyphs import glyph
 
-    half, tags = 24, set()
+    half, tags = DEFAULT_CANVAS // 2, set()
     for i in range(400):
-        scene = training_scene(5, i, sprite=18, objects="glyphs", layout="grid")
+        scene = training_scene(5, i)
         check_scene(scene)
         tags.add(scene.metadata["tag"])
         cells = set()
         for obj in scene.objects:
             x1, y1, x2, y2 = obj.box
-            alpha = glyph(CLASS_NAMES.index(obj.class_name), 18)
-            assert (y2 - y1, x2 - x1) == alpha.shape and max(alpha.shape) <= 18  # a square fills 85% of its size
+            alpha = glyph(CLASS_NAMES.index(obj.class_name), DEFAULT_SPRITE)
+            assert (y2 - y1, x2 - x1) == alpha.shape and max(alpha.shape) <= DEFAULT_SPRITE  # a square fills 85% of its size
             col, row = x1 // half, y1 // half
             assert (x1 + x2) // 2 in (col * half + half // 2 - 1, col * half + half // 2) and (row, col) not in cells
             cells.add((row, col))
@@ -114,7 +128,7 @@ def test_glyph_scenes_on_the_grid_are_faithful_and_draw_each_class_as_its_glyph(
     with pytest.raises(SgbenchError, match="Expected the scenes' layout to be one of free, grid but got 'rows'"):
         training_scene(5, 0, layout="rows")
     with pytest.raises(SgbenchError, match=r"Expected 10 <= sprite <= canvas/2 - 3 \(one object per grid cell"):
-        training_scene(5, 0, sprite=22, layout="grid")
+        training_scene(5, 0, sprite=22)
 
 
 def test_the_ten_glyphs_are_distinct_at_every_size():
@@ -131,16 +145,18 @@ def test_the_ten_glyphs_are_distinct_at_every_size():
 
 
 @pytest.mark.parametrize("canvas,sprite", [(40, 14), (64, 24), (48, 19)])
-def test_other_canvas_and_sprite_sizes(canvas, sprite):
+def test_other_canvas_and_sprite_sizes_in_the_free_layout(canvas, sprite):
     for i in range(150):
-        scene = training_scene(2, i, canvas=canvas, sprite=sprite)
+        scene = training_scene(2, i, canvas=canvas, sprite=sprite, objects="silhouettes", layout="free")
         check_scene(scene, canvas)
         longest = max(max(o.box[2] - o.box[0], o.box[3] - o.box[1]) for o in scene.objects)
         assert longest <= sprite + max(1, round(sprite / 8))
 
 
 def test_sizes_that_cannot_hold_four_objects_are_refused():
-    with pytest.raises(SgbenchError, match="Expected 10 <= sprite"):
+    with pytest.raises(SgbenchError, match=r"Expected 10 <= sprite <= canvas/2 - 3 - sprite/8 \(four objects must fit"):
+        training_scene(0, 0, canvas=32, sprite=16, layout="free")
+    with pytest.raises(SgbenchError, match=r"Expected 10 <= sprite <= canvas/2 - 3 \(one object per grid cell"):
         training_scene(0, 0, canvas=32, sprite=16)
     with pytest.raises(SgbenchError, match="Expected 10 <= sprite"):
         render_metadata({"tag": "single_object", "include": [{"class": "cat", "count": 1}], "prompt": "x"}, 0, sprite=4)
@@ -202,7 +218,8 @@ def test_every_vocabulary_word_occurs():
     assert seen == set(vocabulary)
 
 
-def test_render_metadata_satisfies_each_geneval_task():
+@pytest.mark.parametrize("style", STYLES)
+def test_render_metadata_satisfies_each_geneval_task(style):
     entries = [
         {"tag": "single_object", "include": [{"class": "bear", "count": 1}], "prompt": "a photo of a bear"},
         {"tag": "counting", "include": [{"class": "zebra", "count": 4}], "exclude": [{"class": "zebra", "count": 5}],
@@ -214,18 +231,19 @@ def test_render_metadata_satisfies_each_geneval_task():
     entries += [describe([("dog", 1, None), ("giraffe", 1, None)], r)[1] for r in RELATIONS]
     for entry in entries:
         for seed in range(40):
-            scene = render_metadata(entry, seed)
+            scene = render_metadata(entry, seed, **STYLES[style])
             check_scene(scene)
             assert scene.metadata is entry
-        assert _same(render_metadata(entry, 3), render_metadata(entry, 3))
-        assert not np.array_equal(render_metadata(entry, 3).image, render_metadata(entry, 4).image)
+        assert _same(render_metadata(entry, 3, **STYLES[style]), render_metadata(entry, 3, **STYLES[style]))
+        assert not np.array_equal(render_metadata(entry, 3, **STYLES[style]).image, render_metadata(entry, 4, **STYLES[style]).image)
 
 
-def test_render_metadata_uses_the_requested_split():
+def test_render_metadata_uses_the_requested_split_of_silhouettes():
     entry = describe([("cat", 1, "red")])[1]
-    test_images = {render_metadata(entry, s).image.tobytes() for s in range(5)}
-    train_images = {render_metadata(entry, s, split="train").image.tobytes() for s in range(5)}
+    test_images = {render_metadata(entry, s, **SILHOUETTES).image.tobytes() for s in range(5)}
+    train_images = {render_metadata(entry, s, split="train", **SILHOUETTES).image.tobytes() for s in range(5)}
     assert not test_images & train_images
+    assert _same(render_metadata(entry, 2, split="train"), render_metadata(entry, 2))  # a class has one glyph
     with pytest.raises(SgbenchError, match="Expected split 'train' or 'test'"):
         render_metadata(entry, 0, split="all")
 

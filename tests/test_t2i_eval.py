@@ -72,6 +72,28 @@ def test_eval_geneval_writes_results_and_task_scores_with_intervals(sampled):
     assert overall.ci95[0] <= overall.value <= overall.ci95[1]
 
 
+def test_eval_geneval_judges_with_the_classifier_of_the_models_scene_objects(sampled, tmp_path, monkeypatch):
+    """By default the miniature's style's classifier (glyphs) judges; --objects silhouettes, for models trained
+    on silhouette scenes, the silhouette one. The records carry the judging weights' sha256."""
+    import shutil
+
+    from sgbench.evaluation.geneval import detect
+    from sgbench.utils.files import sha256_file
+
+    _, _, run = sampled
+    loaded, load = [], detect.load_object_classifier
+    monkeypatch.setattr(detect, "load_object_classifier", lambda path=detect.DEFAULT_WEIGHTS: loaded.append(Path(path)) or load(path))
+    for objects, weights in ((None, detect.GLYPH_WEIGHTS), ("silhouettes", detect.SILHOUETTE_WEIGHTS), ("glyphs", detect.GLYPH_WEIGHTS)):
+        judged = tmp_path / (objects or "default")
+        shutil.copytree(run, judged)
+        result = runner.invoke(app, ["eval", "geneval", str(judged), "--bootstrap", "0", *(["--objects", objects] if objects else [])])
+        assert result.exit_code == 0, result.output
+        assert loaded[-1] == weights
+        assert {r.weights_sha256 for r in RunDir(judged).metrics() if r.extractor == "geneval-animal"} == {sha256_file(weights)}
+    one_line_error(runner.invoke(app, ["eval", "geneval", str(run), "--objects", "blobs"]),
+                   "Expected the scenes' objects to be one of silhouettes, glyphs but got 'blobs'")
+
+
 def test_export_and_ingest_the_real_genevals_files(sampled, tmp_path):
     root, prompts, run = sampled
     out = tmp_path / "layout"

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from sgbench.evaluation.probe import ATTRIBUTES
-from sgbench.workflows.recipes import load_train_recipe
+from sgbench.workflows.recipes import DataSection, load_train_recipe
 from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import load_model
 from sgbench.workflows.train import batch_indices, ema_decay_at, train, training_time
@@ -217,10 +217,19 @@ def test_the_attribute_probe_is_logged_during_text_training(tmp_path):
     assert (Path(recipe.out) / "probe.png").stat().st_size > 0  # the curve, redrawn after every probe
 
 
-def test_scene_rendering_workers_train_the_same_weights(tmp_path):
-    inline = load_train_recipe(write_text_recipe(tmp_path / "a"))
+def test_a_text_recipe_that_names_no_style_draws_the_miniatures_default_scenes(tmp_path):
+    from sgbench.data import scenes
+
+    data = load_train_recipe(write_text_recipe(tmp_path)).data  # TEXT_TINY names neither objects nor layout
+    assert (data.objects, data.layout) == (scenes.DEFAULT_OBJECTS, scenes.DEFAULT_LAYOUT)
+    assert (DataSection().canvas, DataSection().sprite) == (scenes.DEFAULT_CANVAS, scenes.DEFAULT_SPRITE)
+
+
+@pytest.mark.parametrize("style", [{}, {"objects": "silhouettes", "layout": "free"}])
+def test_scene_rendering_workers_train_the_same_weights(tmp_path, style):
+    inline = load_train_recipe(write_text_recipe(tmp_path / "a", data=style))
     train(inline, progress=False)
-    pooled = load_train_recipe(write_text_recipe(tmp_path / "b", data={"workers": 2}))
+    pooled = load_train_recipe(write_text_recipe(tmp_path / "b", data={"workers": 2, **style}))
     train(pooled, progress=False)
     assert_same(weights(Path(inline.out)), weights(Path(pooled.out)))
 
@@ -232,7 +241,7 @@ def test_scene_rendering_workers_train_the_same_weights(tmp_path):
         ({"data": {"dataset": "animal_mnist"}}, "data.dataset 'animal_mnist' needs a class-conditional model"),
         ({"data": {"canvas": 40}}, "Scenes of 40x40x3 do not fit the model's input 32x32x3"),
         ({"data": {"hold_out": "coco"}}, "Unknown data.hold_out 'coco'; expected geneval"),
-        ({"data": {"objects": "icons"}}, r"Expected data.objects in silhouettes, glyphs and data.layout in free, grid but got 'icons' and 'free'"),
+        ({"data": {"objects": "icons"}}, r"Expected data.objects in silhouettes, glyphs and data.layout in free, grid but got 'icons' and 'grid'"),
         ({"train": {"probe_every": -1}}, r"Expected train.probe_every >= 0 \(0: off\) and train.probe_scenes >= 1 but got -1 and 100"),
     ],
 )

@@ -10,6 +10,7 @@ import typer
 
 from sgbench.cli import OUT_IS_A_FOLDER, Checkpoint, Device, Extractor, Ref, Weights, app, renamed
 from sgbench.cli.models import export_app
+from sgbench.data.scenes import DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE  # the miniature's style
 from sgbench.utils.errors import SgbenchError
 
 
@@ -72,9 +73,9 @@ Training logs the same probe with `train.probe_every: N` (text recipes), into tr
 def eval_probe(
     checkpoint: Checkpoint,
     scenes: Annotated[int, typer.Option("--scenes", help="Held-out scenes per attribute")] = 300,
-    sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px, as the model was trained (data.sprite)")] = 16,
-    objects: Annotated[str, typer.Option("--objects", help="How the scenes draw objects, as the model was trained (data.objects): silhouettes or glyphs")] = "silhouettes",
-    layout: Annotated[str, typer.Option("--layout", help="Where the scenes put objects, as the model was trained (data.layout): free or grid")] = "free",
+    sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px, as the model was trained (data.sprite)")] = DEFAULT_SPRITE,
+    objects: Annotated[str, typer.Option("--objects", help="How the scenes draw objects, as the model was trained (data.objects): silhouettes or glyphs")] = DEFAULT_OBJECTS,
+    layout: Annotated[str, typer.Option("--layout", help="Where the scenes put objects, as the model was trained (data.layout): free or grid")] = DEFAULT_LAYOUT,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
 ) -> None:
     """Does a text model use each attribute of its caption? The attribute-swap probe: for held-out scenes, how
@@ -156,20 +157,23 @@ def eval_clip(
     sgbench sample -c sgbench/assets/animal-scenes-routed.safetensors --prompts sgbench/data/geneval_animal/evaluation_metadata.jsonl --images-per-prompt 4 -g cfg --scale 2.5 -o runs/t2i/cfg
 
     sgbench eval geneval runs/t2i/cfg
+
+    sgbench eval geneval runs/t2i/old-model --objects silhouettes     # a model trained on silhouette scenes
 """,
 )
 def eval_geneval(
     run: Annotated[Path, typer.Argument(help="A text run of Animal scenes, sampled from GenEval metadata")],
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap replicates for the 95% intervals (0: none)")] = 200,
+    objects: Annotated[str, typer.Option("--objects", help="How the model's training scenes drew objects (data.objects), which picks the shipped classifier that judges: silhouettes or glyphs")] = DEFAULT_OBJECTS,
 ) -> None:
     """The offline GenEval of the embedded Animal scenes: GenEval's rules over a detector of the canvas's
-    objects, its class classifier and colour fit. Per-image results in GenEval's format go to
-    RUN/geneval/results.jsonl, task scores and the overall (with 95% intervals) to metrics.json. For
-    real images use `sgbench export geneval` and the real evaluator."""
+    objects, its class classifier (the one for --objects) and colour fit. Per-image results in GenEval's
+    format go to RUN/geneval/results.jsonl, task scores and the overall (with 95% intervals) to
+    metrics.json. For real images use `sgbench export geneval` and the real evaluator."""
     from sgbench.evaluation.geneval.run import evaluate_run
     from sgbench.results.render import geneval_table
 
-    typer.echo(geneval_table({str(run): evaluate_run(run, replicates=bootstrap)}), nl=False)
+    typer.echo(geneval_table({str(run): evaluate_run(run, objects=objects, replicates=bootstrap)}), nl=False)
 
 
 @eval_app.command(
@@ -299,18 +303,18 @@ def geneval_prompts(
 
 
 @geneval_app.command("validate", epilog="Examples:\n\n    sgbench geneval validate --seed 0\n\n"
-                                         "    sgbench geneval validate --seed 0 --objects glyphs --layout grid --sprite 18\n")
+                                         "    sgbench geneval validate --seed 0 --objects silhouettes --layout free --sprite 16\n")
 def geneval_validate(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the ground-truth scenes and of the shuffle")] = 0,
     images_per_prompt: Annotated[int, typer.Option("--images-per-prompt", help="Ground-truth images per prompt")] = 4,
-    objects: Annotated[str, typer.Option("--objects", help="How the ground-truth scenes draw objects: silhouettes or glyphs")] = "silhouettes",
-    layout: Annotated[str, typer.Option("--layout", help="Where the ground-truth scenes put objects: free or grid")] = "free",
-    sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px")] = 16,
-    canvas: Annotated[int, typer.Option("--canvas", help="The scenes' image side in px")] = 48,
-    classifier: Annotated[Optional[Path], typer.Option("--classifier", help="Object classifier weights (default: the shipped one for --objects: sgbench/assets/scene_object_classifier.safetensors or scene_glyph_classifier.safetensors)")] = None,
+    objects: Annotated[str, typer.Option("--objects", help="How the ground-truth scenes draw objects: silhouettes or glyphs")] = DEFAULT_OBJECTS,
+    layout: Annotated[str, typer.Option("--layout", help="Where the ground-truth scenes put objects: free or grid")] = DEFAULT_LAYOUT,
+    sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px")] = DEFAULT_SPRITE,
+    canvas: Annotated[int, typer.Option("--canvas", help="The scenes' image side in px")] = DEFAULT_CANVAS,
+    classifier: Annotated[Optional[Path], typer.Option("--classifier", help="Object classifier weights (default: the shipped one for --objects: sgbench/assets/scene_glyph_classifier.safetensors or scene_object_classifier.safetensors)")] = None,
 ) -> None:
-    """Check the offline evaluator: ground-truth scenes of every embedded prompt (test silhouettes, or glyphs)
-    should score near 1 on every task, and the same images judged against shuffled prompts far lower."""
+    """Check the offline evaluator: ground-truth scenes of every embedded prompt (glyphs on the grid, or test
+    silhouettes) should score near 1 on every task, and the same images judged against shuffled prompts far lower."""
     from sgbench.evaluation.geneval.detect import load_object_classifier
     from sgbench.evaluation.geneval.evaluate import validate_geneval, validation_table
 
@@ -322,15 +326,15 @@ def geneval_validate(
 
 @geneval_app.command("train-classifier")
 def geneval_train_classifier(
-    file: Annotated[Optional[Path], typer.Option("--file", help="Weights file to write (default: the shipped one for --objects: sgbench/assets/scene_object_classifier.safetensors or scene_glyph_classifier.safetensors)")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Weights file to write (default: the shipped one for --objects: sgbench/assets/scene_glyph_classifier.safetensors or scene_object_classifier.safetensors)")] = None,
     seed: Annotated[int, typer.Option(help="Training seed")] = 0,
     workers: Annotated[int, typer.Option(help="Members trained side by side, one thread each (same weights)")] = 1,
-    objects: Annotated[str, typer.Option("--objects", help="What the scenes draw: silhouettes or glyphs")] = "silhouettes",
+    objects: Annotated[str, typer.Option("--objects", help="What the scenes draw: silhouettes or glyphs")] = DEFAULT_OBJECTS,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", hidden=True, help="Deprecated spelling of --file")] = None,
 ) -> None:
-    """Train the offline GenEval's object classifier (two small nets on rendered `train` silhouettes, the
-    temperature fit on held-out `train` silhouettes; each net about 35 minutes on one CPU thread; with
-    --objects glyphs, on rendered glyphs, about 10 minutes in all)."""
+    """Train the offline GenEval's object classifier: by default the glyph one (two small nets on rendered
+    glyphs, about 10 minutes in all); with --objects silhouettes, two nets on rendered `train` silhouettes,
+    the temperature fit on held-out `train` silhouettes, each net about 35 minutes on one CPU thread."""
     from sgbench.data.scenes import check_style
     from sgbench.evaluation.geneval.detect import CLASSIFIER_WEIGHTS
     from sgbench.evaluation.geneval.train_classifier import train_scene_classifier

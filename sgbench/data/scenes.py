@@ -1,21 +1,29 @@
-"""Animal scenes: the embedded text-to-image dataset, 1 to 4 coloured Animal-MNIST silhouettes per image.
+"""Animal scenes: the embedded text-to-image dataset, 1 to 4 coloured objects per image, named by a caption.
 
 A scene is drawn, never stored: `training_scene(seed, index)` is a pure function of its arguments
 (sample index -> scene, whatever the batch), `render_metadata(entry, seed)` draws a scene that
-satisfies one GenEval prompt (its ground truth). Each object is one Animal-MNIST silhouette (the
-`train` split's 9,000 for training scenes, the `test` split's 1,000 for evaluation renders), cropped
-to its bounding box, resized so its longest side is `sprite` +- sprite/8 px, randomly mirrored, and
-tinted with one of GenEval's ten colours on a uniform grey canvas; the silhouette's intensity is the
-alpha of the tint. Objects keep a gap of at least GAP px between bounding boxes (so connected
-components of non-background pixels separate them), and an asked relation holds under GenEval's
-position rule with a margin (docs/design.md, "GenEval").
+satisfies one GenEval prompt (its ground truth). Objects are tinted with one of GenEval's ten colours
+on a uniform grey canvas (the object's alpha map is the alpha of the tint) and keep a gap of at least
+GAP px between bounding boxes (so connected components of non-background pixels separate them); an
+asked relation holds under GenEval's position rule with a margin (docs/design.md, "GenEval").
 
-Defaults, and why: a 48x48 canvas tiles with patch 2, 4, 8 and 16 (144 tokens at patch 4, enough for
-routing to keep a meaningful subset) and holds four 18 px objects in its quadrants with room to
-move; a 16 px sprite (14-18 px) keeps the 28 px silhouettes recognisable (the scene classifier's
-held-out accuracy is in sgbench/assets/README.md) while leaving space for two objects side by side
-with a clear relation. Both are parameters: any canvas and sprite with 10 <= sprite and
-sprite + sprite/8 <= canvas/2 - 3 (four objects fit the quadrants) work, e.g. 40 and 14, 64 and 24.
+The miniature's style (DEFAULT_OBJECTS, DEFAULT_LAYOUT, DEFAULT_SPRITE, DEFAULT_CANVAS: the defaults
+of every function, recipe and command that draws or judges scenes): glyphs on a 2x2 grid, 18 px on a
+48 px canvas. Each object is its class's glyph (sgbench.data.glyphs: one plain shape per class, the
+same in both splits) drawn at exactly `sprite` px, centred in one cell of the grid. Why: a small text
+model learns one fixed drawing per class at a fixed place within its tokens (a 24 px cell is a whole
+number of patches at patch 2, 4 or 8, so a class's object fills the same pixels of the same tokens in
+every cell); 900 silhouettes per class (mirrored, sized +- sprite/8, at random sub-token offsets) were
+not learnt in the CPU budget.
+
+Options, drawn exactly as before for the same arguments: objects "silhouettes" (one Animal-MNIST
+silhouette: the `train` split's 9,000 for training scenes, the `test` split's 1,000 for evaluation
+renders, cropped to its bounding box, resized so its longest side is `size` px, randomly mirrored)
+and layout "free" (objects anywhere GAP apart, sizes sprite +- sprite/8); the first text models were
+trained on silhouettes, free, sprite 16 (the scene classifier's held-out accuracy on them is in
+sgbench/assets/README.md). Sizes are parameters: the grid takes 10 <= sprite <= canvas/2 - GAP, the
+free layout 10 <= sprite and sprite + sprite/8 <= canvas/2 - GAP (four objects fit the quadrants),
+e.g. 40 and 14, 64 and 24.
 
 Captions follow GenEval's phrasing (prompts/create_prompts.py of djghosh13/geneval): "a photo of a
 bear", "a photo of a bear and a cat", "a photo of three cats", "a photo of a red bear", "a photo of
@@ -62,9 +70,17 @@ OBJECT_STYLES = ("silhouettes", "glyphs")
 # Where objects go: anywhere apart by GAP ("free", sizes jittered by sprite/8), or one per cell of a 2x2 grid,
 # centred, at exactly `sprite` px ("grid": an object's tokens are the same wherever it is drawn).
 LAYOUTS = ("free", "grid")
+# The miniature's style: the default of every function, recipe and command that draws or judges scenes
+# (module docstring: why glyphs on the grid). An explicit (objects, layout, sprite, canvas) draws the same
+# scenes whatever these say.
+DEFAULT_OBJECTS = "glyphs"
+DEFAULT_LAYOUT = "grid"
+DEFAULT_SPRITE = 18  # px: an object's longest side (the free layout jitters it by sprite/8)
+DEFAULT_CANVAS = 48  # px: tiles with patch 2, 4, 8 and 16 (144 tokens at patch 4)
 
 
-def check_style(objects: str, layout: str = "free") -> None:
+def check_style(objects: str, layout: str = DEFAULT_LAYOUT) -> None:
+    """Refuse objects outside OBJECT_STYLES or a layout outside LAYOUTS, naming the allowed values."""
     if objects not in OBJECT_STYLES:
         raise SgbenchError(f"Expected the scenes' objects to be one of {', '.join(OBJECT_STYLES)} but got {objects!r}")
     if layout not in LAYOUTS:
@@ -90,7 +106,7 @@ class Scene:
     objects: list[SceneObject]
 
 
-def _check_sizes(canvas: int, sprite: int, layout: str = "free") -> None:
+def _check_sizes(canvas: int, sprite: int, layout: str) -> None:
     if layout == "grid":
         if not MIN_SPRITE <= sprite <= canvas // 2 - GAP:
             raise SgbenchError(f"Expected {MIN_SPRITE} <= sprite <= canvas/2 - {GAP} (one object per grid cell, {GAP} px apart) "
@@ -166,8 +182,7 @@ def _main_part(mask: np.ndarray) -> np.ndarray:
     return labels == np.argmax(np.bincount(labels.ravel(), minlength=n + 1)[1:]) + 1
 
 
-def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, split: str, objects: str = "silhouettes",
-          layout: str = "free"):
+def _draw(rng: random.Random, groups, positions, *, canvas: int, sprite: int, split: str, objects: str, layout: str):
     """Objects for groups [(class, count, colour or None)], positions[g] = (relation, target group) or None.
 
     Returns (image uint8 (canvas, canvas, 3), [SceneObject]) with objects in group order.
@@ -293,13 +308,13 @@ def training_scene(
     seed: int,
     index: int,
     *,
-    canvas: int = 48,                                # image side, px
-    sprite: int = 16,                                # typical longest side of an object, px (+- sprite/8)
+    canvas: int = DEFAULT_CANVAS,                    # image side, px
+    sprite: int = DEFAULT_SPRITE,                    # longest side of an object, px (free layout: +- sprite/8)
     held_out: frozenset[str] = frozenset(),          # captions never produced (e.g. the GenEval prompts)
-    objects: str = "silhouettes",                    # OBJECT_STYLES
-    layout: str = "free",                            # LAYOUTS
+    objects: str = DEFAULT_OBJECTS,                  # OBJECT_STYLES
+    layout: str = DEFAULT_LAYOUT,                    # LAYOUTS
 ) -> Scene:
-    """Training scene `index` of the stream `seed` (`train` silhouettes); a pure function of its arguments.
+    """Training scene `index` of the stream `seed` (silhouettes: `train`); a pure function of its arguments.
 
     A caption in `held_out` is redrawn (caption and scene) from the same random stream, so the
     result is still deterministic. Half the captions carry "a photo of"; a quarter of the rest
@@ -368,11 +383,11 @@ def render_metadata(
     metadata: dict,
     seed: int,
     *,
-    canvas: int = 48,                                # image side, px
-    sprite: int = 16,                                # typical longest side of an object, px (+- sprite/8)
+    canvas: int = DEFAULT_CANVAS,                    # image side, px
+    sprite: int = DEFAULT_SPRITE,                    # longest side of an object, px (free layout: +- sprite/8)
     split: str = "test",                             # silhouettes: "test" (evaluation) or "train"
-    objects: str = "silhouettes",                    # OBJECT_STYLES
-    layout: str = "free",                            # LAYOUTS
+    objects: str = DEFAULT_OBJECTS,                  # OBJECT_STYLES
+    layout: str = DEFAULT_LAYOUT,                    # LAYOUTS
 ) -> Scene:
     """A scene satisfying a GenEval metadata entry: exactly the included objects, nothing else.
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from sgbench.data.geneval_words import COLORS, MAX_COUNT, MIN_COUNT, RELATIONS
-from sgbench.data.scenes import describe, training_scene
+from sgbench.data.scenes import DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, describe, training_scene
 from sgbench.utils.errors import SgbenchError
 
 ATTRIBUTES = ("class", "second_class", "colour", "one_vs_two", "count", "colour_binding", "relation")
@@ -85,8 +85,8 @@ def altered(groups, relation, attribute: str, rng: random.Random, classes: tuple
     raise SgbenchError(f"Unknown probe attribute '{attribute}'; expected one of {', '.join(ATTRIBUTES)}")
 
 
-def probe_pairs(attribute: str, scenes: int, *, canvas: int, sprite: int, classes: tuple[str, ...], objects: str = "silhouettes",
-                layout: str = "free", max_draws: int = 20_000):
+def probe_pairs(attribute: str, scenes: int, *, canvas: int, sprite: int, classes: tuple[str, ...], objects: str = DEFAULT_OBJECTS,
+                layout: str = DEFAULT_LAYOUT, max_draws: int = 20_000):
     """The first `scenes` probe scenes `attribute` applies to: (images uint8 (S, H, W, 3), true captions,
     altered captions). The caption keeps the scene's own phrasing ("a photo of", "one")."""
     images, true, false = [], [], []
@@ -110,7 +110,7 @@ def probe_pairs(attribute: str, scenes: int, *, canvas: int, sprite: int, classe
 
 @torch.no_grad()
 def attribute_probe(model, *, scenes: int = 300, batch_size: int = 100, attributes=ATTRIBUTES, canvas: int | None = None,
-                    sprite: int = 16, objects: str = "silhouettes", layout: str = "free",
+                    sprite: int = DEFAULT_SPRITE, objects: str = DEFAULT_OBJECTS, layout: str = DEFAULT_LAYOUT,
                     seed: int = 0) -> dict[str, float]:
     """{attribute: fraction of scenes whose true caption gives the lower denoising error} for a text model
     trained on Animal scenes. Noise and t (uniform in [0.1, 0.9]) are drawn per scene from `seed`, the same

@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from sgbench.data.scenes import DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, LAYOUTS, OBJECT_STYLES
 from sgbench.utils import resources
 from sgbench.utils.errors import SgbenchError
 from sgbench.models.sit import Masking, ModelConfig, Route, preset
@@ -65,10 +66,11 @@ class DataSection:
     dataset: str = "animal_mnist"  # 'animal_mnist' (embedded), 'latents' (an npz) or 'animal_scenes' (text)
     split: str = "all"
     path: str | None = None  # for 'latents'
-    canvas: int = 48  # animal_scenes: image side, px (= the model's input_size)
-    sprite: int = 16  # animal_scenes: typical longest side of an animal, px
-    objects: str = "silhouettes"  # animal_scenes: how an object is drawn, 'silhouettes' or 'glyphs' (sgbench.data.scenes)
-    layout: str = "free"  # animal_scenes: where objects go, 'free' or 'grid' (2x2 cells)
+    # animal_scenes: the scenes' style, by default the miniature's (sgbench.data.scenes: glyphs on the grid, 18 px)
+    canvas: int = DEFAULT_CANVAS  # animal_scenes: image side, px (= the model's input_size)
+    sprite: int = DEFAULT_SPRITE  # animal_scenes: longest side of an object, px (free layout: +- sprite/8)
+    objects: str = DEFAULT_OBJECTS  # animal_scenes: how an object is drawn, 'silhouettes' or 'glyphs'
+    layout: str = DEFAULT_LAYOUT  # animal_scenes: where objects go, 'free' or 'grid' (2x2 cells)
     hold_out: str | None = None  # animal_scenes: 'geneval' never trains on the embedded GenEval prompts
     # animal_scenes: processes that render scenes (0: the training process). Rendering is ~1.3 ms a scene
     # on one core, which bounds a GPU run at ~12 steps/s of 64; the scenes are the same for any value.
@@ -226,8 +228,6 @@ def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecip
     if recipe.data.workers < 0:
         raise SgbenchError(f"Expected data.workers >= 0 (0 renders scenes in the training process) but got {recipe.data.workers}")
     if recipe.data.dataset == "animal_scenes":
-        from sgbench.data.scenes import LAYOUTS, OBJECT_STYLES
-
         if recipe.data.objects not in OBJECT_STYLES or recipe.data.layout not in LAYOUTS:
             raise SgbenchError(f"Expected data.objects in {', '.join(OBJECT_STYLES)} and data.layout in {', '.join(LAYOUTS)} "
                                f"but got {recipe.data.objects!r} and {recipe.data.layout!r}")

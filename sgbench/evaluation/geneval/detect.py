@@ -18,11 +18,12 @@ GenEval detects with Mask2Former and names colours with CLIP; on a flat grey can
    part's alpha map (each pixel's position along its colour's segment, so the tint drops out), centred
    and scaled to CROP x CROP; score = the top class's probability, the softmax of the members' logits
    averaged over ten views (1 px shifts and mirrors) and divided by a temperature fitted on held-out
-   silhouettes.
-   Weights: sgbench/assets/scene_object_classifier.safetensors, trained by
-   sgbench.evaluation.geneval.train_classifier on `train` silhouettes, held-out accuracy on `test` in its record;
-   for scenes of glyphs (sgbench.data.glyphs), sgbench/assets/scene_glyph_classifier.safetensors, the same
-   nets trained on glyphs (CLASSIFIER_WEIGHTS: one file per object style, the default stays silhouettes').
+   objects of the classifier's style.
+   Weights: one file per object style (CLASSIFIER_WEIGHTS), each trained by
+   sgbench.evaluation.geneval.train_classifier: for glyph scenes (sgbench.data.glyphs, the miniature's
+   default style) sgbench/assets/scene_glyph_classifier.safetensors, for silhouette scenes
+   sgbench/assets/scene_object_classifier.safetensors (trained on `train` silhouettes, held-out accuracy on
+   `test` in its record). DEFAULT_WEIGHTS is the default style's (sgbench.data.scenes.DEFAULT_OBJECTS).
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ from scipy import ndimage
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.geneval_words import COLORS
-from sgbench.data.scenes import connected_parts
+from sgbench.data.scenes import DEFAULT_OBJECTS, connected_parts
 from sgbench.utils.errors import SgbenchError
 from sgbench.models.checkpoint import read_record, read_weights
 
-DEFAULT_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "scene_object_classifier.safetensors"
-GLYPH_WEIGHTS = DEFAULT_WEIGHTS.with_name("scene_glyph_classifier.safetensors")
-CLASSIFIER_WEIGHTS = {"silhouettes": DEFAULT_WEIGHTS, "glyphs": GLYPH_WEIGHTS}  # scenes' objects -> shipped classifier
+SILHOUETTE_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "scene_object_classifier.safetensors"
+GLYPH_WEIGHTS = SILHOUETTE_WEIGHTS.with_name("scene_glyph_classifier.safetensors")
+CLASSIFIER_WEIGHTS = {"silhouettes": SILHOUETTE_WEIGHTS, "glyphs": GLYPH_WEIGHTS}  # scenes' objects -> shipped classifier
+DEFAULT_WEIGHTS = CLASSIFIER_WEIGHTS[DEFAULT_OBJECTS]  # the judge of the miniature's default style
 RECORD_KEY = "sgbench_scene_classifier"
 FOREGROUND_DISTANCE = 24.0  # RGB distance from the background above which a pixel is part of an object
 MIN_AREA = 6  # px; smaller parts are specks
@@ -159,7 +161,7 @@ class ObjectClassifier(nn.Module):
 
     Logits are averaged over the members and over ten views (the crop shifted by SHIFTS, where a part's
     centring is arbitrary to a pixel, each also mirrored, as scenes mirror silhouettes at random),
-    then divided by a temperature fitted on silhouettes none of the members saw; the softmax of the
+    then divided by a temperature fitted on held-out objects none of the members saw; the softmax of the
     result is a calibrated class probability (sgbench.evaluation.geneval.train_classifier).
     """
 
@@ -189,7 +191,7 @@ def classify(classifier: ObjectClassifier, crops: np.ndarray, *, calibrated: boo
 
 
 def load_object_classifier(path: str | Path = DEFAULT_WEIGHTS) -> ObjectClassifier:
-    """The shipped (or given) classifier, float32, in eval mode."""
+    """The given classifier, by default the default style's shipped one (DEFAULT_WEIGHTS), float32, in eval mode."""
     state = read_weights(path, what="scene object classifier", rebuild="`sgbench geneval train-classifier`")
     classifier = ObjectClassifier(len({key.split(".")[1] for key in state if key.startswith("members.")}))
     try:

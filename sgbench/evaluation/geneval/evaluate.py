@@ -2,9 +2,9 @@
 
 evaluate_geneval(images, metadata) is GenEval's evaluate_images.py + summary_scores.py with the
 scene detector (sgbench.evaluation.geneval.detect) in place of Mask2Former and CLIP. validate_geneval() checks
-the evaluator itself: ground-truth scenes drawn for every embedded prompt (render_metadata, `test`
-silhouettes, or glyphs with the glyph classifier) must score near 1 on every task, and the same images
-judged against shuffled prompts must score far lower.
+the evaluator itself: ground-truth scenes drawn for every embedded prompt (render_metadata, in the
+miniature's default style, glyphs on the grid, or silhouettes, each judged by its style's classifier) must
+score near 1 on every task, and the same images judged against shuffled prompts must score far lower.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sgbench.data.scenes import TASKS, check_style, render_metadata
+from sgbench.data.scenes import (
+    DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, TASKS, check_style, render_metadata,
+)
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation.geneval.detect import (
     CLASSIFIER_WEIGHTS, Detection, ObjectClassifier, detect, load_object_classifier,
@@ -27,7 +29,7 @@ def evaluate_geneval(
     images: np.ndarray,                          # uint8 (N, H, W, 3)
     metadata: Sequence[dict],                    # N GenEval metadata entries, image i's prompt
     *,
-    classifier: ObjectClassifier | None = None,  # None: the shipped scene object classifier
+    classifier: ObjectClassifier | None = None,  # None: the default style's shipped one (detect.DEFAULT_WEIGHTS)
     filenames: Sequence[str] | None = None,      # results' `filename`; None: the image index
 ) -> GenevalReport:
     """Judge each image against its prompt: (results.jsonl lines, per-task scores, overall)."""
@@ -53,11 +55,11 @@ def render_ground_truth(
     *,
     images_per_prompt: int = 4,
     seed: int = 0,
-    canvas: int = 48,
-    sprite: int = 16,
-    split: str = "test",
-    objects: str = "silhouettes",                # sgbench.data.scenes.OBJECT_STYLES
-    layout: str = "free",                        # sgbench.data.scenes.LAYOUTS
+    canvas: int = DEFAULT_CANVAS,
+    sprite: int = DEFAULT_SPRITE,
+    split: str = "test",                         # silhouettes' split (glyphs are the same in both)
+    objects: str = DEFAULT_OBJECTS,              # sgbench.data.scenes.OBJECT_STYLES
+    layout: str = DEFAULT_LAYOUT,                # sgbench.data.scenes.LAYOUTS
 ) -> tuple[np.ndarray, list[dict]]:
     """Ground-truth scenes, prompt-major: images uint8 (P * K, H, W, 3) and their metadata (P * K entries)."""
     images, metadata = [], []
@@ -74,13 +76,13 @@ def validate_geneval(
     *,
     images_per_prompt: int = 4,
     seed: int = 0,                               # ground-truth draws and the shuffle
-    canvas: int = 48,
-    sprite: int = 16,
+    canvas: int = DEFAULT_CANVAS,
+    sprite: int = DEFAULT_SPRITE,
     split: str = "test",                         # silhouettes of the ground truth ("train": what a model
     #                                              that reproduced its training silhouettes would draw)
     classifier: ObjectClassifier | None = None,  # None: the shipped one for `objects` (detect.CLASSIFIER_WEIGHTS)
-    objects: str = "silhouettes",                # sgbench.data.scenes.OBJECT_STYLES
-    layout: str = "free",                        # sgbench.data.scenes.LAYOUTS
+    objects: str = DEFAULT_OBJECTS,              # sgbench.data.scenes.OBJECT_STYLES
+    layout: str = DEFAULT_LAYOUT,                # sgbench.data.scenes.LAYOUTS
 ) -> dict[str, GenevalReport]:
     """Score ground-truth scenes of every embedded prompt, then the same images against shuffled prompts.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sgbench.data.scenes import DEFAULT_OBJECTS, check_style
 from sgbench.utils.errors import SgbenchError
 from sgbench.utils.files import cached_sha256
 from sgbench.text.prompts import read_prompts, run_prompts
@@ -68,24 +69,30 @@ def report_records(report: GenevalReport, run: RunDir, *, extractor: str, refere
     return [record("geneval", report.overall, overall_reps), *out]
 
 
-def evaluate_run(run_dir: str | Path, *, replicates: int = bootstrap.DEFAULT_REPLICATES) -> GenevalReport:
-    """The offline GenEval on a text run of Animal scenes: RUN/geneval/results.jsonl and metrics.json."""
-    from sgbench.evaluation.geneval.detect import DEFAULT_WEIGHTS, load_object_classifier
+def evaluate_run(run_dir: str | Path, *, objects: str = DEFAULT_OBJECTS,
+                 replicates: int = bootstrap.DEFAULT_REPLICATES) -> GenevalReport:
+    """The offline GenEval on a text run of Animal scenes: RUN/geneval/results.jsonl and metrics.json.
+
+    `objects` is how the model's training scenes drew objects (its recipe's data.objects): it picks the
+    shipped classifier that judges (detect.CLASSIFIER_WEIGHTS), whose sha256 the records carry."""
+    from sgbench.evaluation.geneval.detect import CLASSIFIER_WEIGHTS, load_object_classifier
     from sgbench.evaluation.geneval.evaluate import evaluate_geneval
     from sgbench.evaluation.npz import open_images
 
     check_replicates(replicates)
+    check_style(objects)
+    weights = CLASSIFIER_WEIGHTS[objects]
     run = RunDir(run_dir)
     records, index, reference = run_prompts(run)
     check_geneval_metadata(records, reference)
     images = np.concatenate(list(open_images(run.samples).batches(1000)))
     if images.shape[-1] != 3:
         raise SgbenchError(f"Expected RGB samples for GenEval but {run.samples} has {images.shape[-1]} channel(s)")
-    report = evaluate_geneval(images, [records[i] for i in index], classifier=load_object_classifier(),
+    report = evaluate_geneval(images, [records[i] for i in index], classifier=load_object_classifier(weights),
                               filenames=[f"{i:05d}.png" for i in range(len(images))])
     write_results_jsonl(report.results, run.path / RESULTS_FILE)
     run.write_metrics(report_records(report, run, extractor=OFFLINE, reference=reference,
-                                     weights_sha256=cached_sha256(DEFAULT_WEIGHTS), replicates=replicates))
+                                     weights_sha256=cached_sha256(weights), replicates=replicates))
     return report
 
 

@@ -1,9 +1,11 @@
-"""Training of the scene object classifier (the shipped sgbench/assets/scene_object_classifier.safetensors).
+"""Training of the scene object classifiers: one per object style (detect.CLASSIFIER_WEIGHTS), by default
+the miniature's (sgbench.data.scenes.DEFAULT_OBJECTS, glyphs).
 
-Silhouettes: each class's 900 `train` silhouettes are carved into FIT (0..799), which the nets learn
-from, and VAL (800..899), on which the scoring was chosen (several members, ten views, logits averaged:
-the lowest NLL of the combinations tried) and the temperature is fitted; `test` (the silhouettes
-every ground-truth scene is drawn from) is touched only for the held-out numbers.
+Silhouettes (`objects="silhouettes"`, the shipped sgbench/assets/scene_object_classifier.safetensors): each
+class's 900 `train` silhouettes are carved into FIT (0..799), which the nets learn from, and VAL
+(800..899), on which the scoring was chosen (several members, ten views, logits averaged: the lowest
+NLL of the combinations tried) and the temperature is fitted; `test` (the silhouettes every
+ground-truth silhouette scene is drawn from) is touched only for the held-out numbers.
 
 Crops: one object at a time through the renderer's own path (sgbench.data.scenes: the silhouette
 resized to its longest side with antialiasing, faint pixels cut, mirrored half the time, tinted
@@ -17,9 +19,10 @@ shift up to 5%) and mirroring: new silhouettes differ from the training ones by 
 Classifier: `members` ObjectNets, one seed each, on the same crops; logits averaged over the members
 and ten views of the crop, divided by a temperature fitted on VAL (minimum negative log-likelihood),
 so the score is a calibrated probability (detect.ObjectClassifier). Evaluation crops (VAL, test)
-hold every silhouette at every sprite size the default scenes draw (14 to 18 px), without noise.
+hold every silhouette at every size silhouette scenes draw at sprite 16 (14 to 18 px), without noise.
 Deterministic for a seed on one thread per member, whether members train in turn or side by side in
-worker processes. Reproduce: `sgbench geneval train-classifier --workers 2` (`train_scene_classifier()`):
+worker processes. Reproduce: `sgbench geneval train-classifier --objects silhouettes --workers 2`
+(`train_scene_classifier(objects="silhouettes")`):
 two trainings of about 35 minutes on one CPU thread each, side by side on the 2-core machine, then a
 few minutes of evaluation.
 
@@ -34,8 +37,8 @@ draw imperfect shapes, and on crops the nets classify all right with wide margin
 distorted as in training) the NLL only falls as the temperature does, so they cannot calibrate the score.
 The record holds accuracy on clean crops (every glyph at every size 10..24 px in every colour, `test`),
 on test draws distorted as in training (`test_distorted`) and twice as much (`test_distorted_2x`).
-Reproduce: `sgbench geneval train-classifier --objects glyphs` (RECIPES["glyphs"]: two members in turn on
-one CPU thread, about 10 minutes in all, evaluation included).
+Reproduce: `sgbench geneval train-classifier --objects glyphs`, or without --objects (RECIPES["glyphs"]: two
+members in turn on one CPU thread, about 10 minutes in all, evaluation included).
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from scipy.optimize import minimize_scalar
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.geneval_words import BACKGROUND, COLORS
 from sgbench.data.glyphs import glyph
-from sgbench.data.scenes import check_style, jittered_size, tinted_sprite  # the renderer's own sprite path
+from sgbench.data.scenes import DEFAULT_OBJECTS, check_style, jittered_size, tinted_sprite  # the renderer's own sprite path
 from sgbench.utils.errors import SgbenchError
 from sgbench.evaluation.geneval.detect import (
     CLASSIFIER_WEIGHTS, CROP, RECORD_KEY, ObjectClassifier, ObjectNet, classify, crop_input, find_parts,
@@ -73,8 +76,8 @@ SOURCES = {  # name -> (Animal-MNIST split, silhouette indices within each class
     "val": ("train", range(FIT_PER_CLASS, 900)),
     "test": ("test", range(100)),
 }
-EVAL_SPRITE = 16  # the scenes' default sprite: what validate_geneval and a default benchmark draw
-GLYPH_SPRITE = 18  # the glyph scenes' sprite (grid layout, recipes/t2i/animal-scenes-routed.yaml): half the crops
+EVAL_SPRITE = 16  # the silhouette scenes' sprite (the first text models'): silhouette evaluation crops
+GLYPH_SPRITE = 18  # the glyph scenes' sprite (sgbench.data.scenes.DEFAULT_SPRITE when trained): half the crops
 GLYPH_STREAMS = {"fit": 0, "val": 1, "test": 2}  # glyph crops of each source: np.random.default_rng([seed, stream])
 GLYPH_SIZES = range(10, 25)  # clean glyph test crops: every glyph at each of these longest sides, in every colour
 GLYPH_HELD_OUT = 1000  # random glyph crops drawn for VAL and for each distorted test
@@ -335,7 +338,7 @@ def train_members(crops: np.ndarray, labels: np.ndarray, *, members: int, seed: 
 def train_scene_classifier(
     out: str | Path | None = None,  # None: the shipped file for `objects` (detect.CLASSIFIER_WEIGHTS)
     *,
-    objects: str = "silhouettes",   # what the scenes draw: silhouettes or glyphs (sgbench.data.scenes.OBJECT_STYLES)
+    objects: str = DEFAULT_OBJECTS,  # what the scenes draw: silhouettes or glyphs (sgbench.data.scenes.OBJECT_STYLES)
     members: int | None = None,     # ObjectNets averaged; None: RECIPES[objects]
     scenes: int | None = None,      # rendered training crops (silhouettes: 2 per FIT silhouette on average); None: RECIPES
     epochs: int | None = None,      # None: RECIPES[objects]
@@ -384,7 +387,7 @@ def train_scene_classifier(
         held_out = None  # VAL and `test` silhouettes, rendered after training (save_classifier)
         described = {"train_split": "train", "fit_silhouettes": f"0..{FIT_PER_CLASS - 1} of each class",
                      "val_silhouettes": f"{FIT_PER_CLASS}..899 of each class", "test_split": "test"}
-        command = TRAIN_COMMAND
+        command = f"{TRAIN_COMMAND} --objects silhouettes"
     nets, losses, seconds = train_members(crops, labels, members=members, seed=seed, threads=threads,
                                           workers=workers, epochs=epochs, batch_size=batch_size, lr=lr,
                                           weight_decay=weight_decay)
