@@ -165,3 +165,15 @@ def test_tune_end_to_end_writes_a_tuned_bench_that_bench_and_a_rerun_reuse(tmp_p
     assert again.exit_code == 0 and again.output.count("done already, kept") == 2, again.output
     rerun = CliRunner().invoke(app, ["tune", path, "--quick", "-o", str(out)])
     assert rerun.exit_code == 0 and rerun.output.count("done already, kept") == 2, rerun.output
+
+
+def test_text_tuning_runs_are_named_by_prompts_and_images_not_only_their_product(tmp_path):
+    """24 images can be 24 prompts x 1 or 12 x 2: two different runs, never one directory."""
+    from sgbench.workflows.tune import _config
+
+    plan = load_tuning("t2i", quick=True, out=tmp_path)
+    unit = next(u for u in plan.units["all"] if u.method == "cfg")
+    setting = unit.candidates[0].setting
+    rung0, rung1 = (_config(plan, unit, setting, seed=1000, rung=r) for r in (0, 1))
+    assert rung0.out.endswith("-seed1000-p6x1") and rung1.out.endswith("-seed1000-p6x2")
+    assert (rung0.num, rung1.num) == (6, 12)

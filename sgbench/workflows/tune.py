@@ -306,7 +306,8 @@ def _config(plan: TunePlan, unit: Unit, setting: dict, *, seed: int, rung: int) 
         images_per_prompt = plan.settings.eta ** rung
         num = len(read_prompt_texts(prompts)) * images_per_prompt
     digest = hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:10]
-    out = plan.out / "runs" / unit.backbone / unit.method.replace("+", "_") / f"{digest}-seed{seed}-n{num}"
+    size = f"p{num // images_per_prompt}x{images_per_prompt}" if prompts else f"n{num}"  # text: prompts x images, never only their product
+    out = plan.out / "runs" / unit.backbone / unit.method.replace("+", "_") / f"{digest}-seed{seed}-{size}"
     return SampleConfig(checkpoint=str(resources.resolve(backbone.checkpoint)), out=str(out), guidance=unit.method,
                         guidance_params=params, guide=guide, num=num, batch_size=min(s.batch_size, num), steps=s.steps,
                         solver=s.solver, seed=seed, device=s.device, vae=recipe.vae, precision=s.precision,
