@@ -103,11 +103,9 @@ def test_against_picks_the_reference_row(pair):
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "Expected --against to name a row" in bad.output
 
 
-def test_runs_of_other_seeds_are_not_paired_and_an_explicit_against_them_is_an_error(tmp_path, ref_dir, animal):
+def test_runs_of_other_seeds_are_not_paired_and_an_explicit_against_them_is_an_error(pair, animal):
     images, labels = animal[0][400:400 + N], animal[1][400:400 + N]
-    root = tmp_path / "runs"
-    scored_run(root, "sg", images, labels)
-    scored_run(root, "cfg", perturbed(images, animal[0][:10]), labels, method="cfg")
+    root = pair
     scored_run(root, "unguided", perturbed(images, animal[0][10:20]), labels, method="unguided", seed=1)
     result = compare_runs([root], fmt="json")
     body = json.loads(result.text)
@@ -119,11 +117,8 @@ def test_runs_of_other_seeds_are_not_paired_and_an_explicit_against_them_is_an_e
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and "Cannot pair with --against 'unguided'" in bad.output
 
 
-def test_a_stale_per_sample_file_is_refused_and_old_runs_render_as_before(tmp_path, ref_dir, animal):
-    images, labels = animal[0][400:400 + N], animal[1][400:400 + N]
-    root = tmp_path / "runs"
-    scored_run(root, "sg", images, labels)
-    scored_run(root, "cfg", perturbed(images, animal[0][:10]), labels, method="cfg")
+def test_a_stale_per_sample_file_is_refused_and_old_runs_render_as_before(pair):
+    root = pair
     before = compare_runs([root], fmt="json").text
     for name in ("sg", "cfg"):
         per_sample_path(root / name, "animal").unlink()

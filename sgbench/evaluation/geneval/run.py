@@ -49,16 +49,10 @@ def check_geneval_metadata(records: list[dict], where: str) -> None:
 
 def report_records(report: GenevalReport, run: RunDir, *, extractor: str, reference: str, weights_sha256: str | None,
                    replicates: int = bootstrap.DEFAULT_REPLICATES) -> list[MetricRecord]:
-    """MetricRecords of a GenEval report: overall and per task, with stratified bootstrap intervals. Each
-    image's verdict and task are kept, in sample order, for paired comparisons (RUN/evaluation/<judge>.npz)."""
-    from sgbench.evaluation.paired import write_per_sample
-
+    """MetricRecords of a GenEval report: overall and per task, with stratified bootstrap intervals."""
     by_task = correct_by_task(report.results)
     task_replicates, overall_reps = bootstrap.stratified_replicates(by_task, replicates)
     num, sha, created = len(report.results), run.samples_sha256(), now()
-    write_per_sample(run.path, extractor, {"correct": np.asarray([bool(r["correct"]) for r in report.results]),
-                                           "task": np.asarray([r["tag"] for r in report.results])},
-                     weights_sha256=weights_sha256, samples_sha256=sha)
 
     def record(metric: str, value: float, reps) -> MetricRecord:
         ci = bootstrap.percentile_interval(reps) if reps is not None else None
@@ -67,6 +61,19 @@ def report_records(report: GenevalReport, run: RunDir, *, extractor: str, refere
 
     out = [record(f"geneval/{task}", report.task_scores[task], task_replicates.get(task)) for task in by_task]
     return [record("geneval", report.overall, overall_reps), *out]
+
+
+def store_report(report: GenevalReport, run: RunDir, *, extractor: str, reference: str, weights_sha256: str | None,
+                 replicates: int) -> None:
+    """A judged run's metrics into metrics.json, and each image's verdict and task, in sample order, into
+    RUN/evaluation/<judge>.npz for paired comparisons (both bound to the samples' sha256)."""
+    from sgbench.evaluation.paired import write_per_sample
+
+    write_per_sample(run.path, extractor, {"correct": np.asarray([bool(r["correct"]) for r in report.results]),
+                                           "task": np.asarray([r["tag"] for r in report.results])},
+                     weights_sha256=weights_sha256, samples_sha256=run.samples_sha256())
+    run.write_metrics(report_records(report, run, extractor=extractor, reference=reference,
+                                     weights_sha256=weights_sha256, replicates=replicates))
 
 
 def evaluate_run(run_dir: str | Path, *, objects: str = DEFAULT_OBJECTS,
@@ -91,8 +98,8 @@ def evaluate_run(run_dir: str | Path, *, objects: str = DEFAULT_OBJECTS,
     report = evaluate_geneval(images, [records[i] for i in index], classifier=load_object_classifier(weights),
                               filenames=[f"{i:05d}.png" for i in range(len(images))])
     write_results_jsonl(report.results, run.path / RESULTS_FILE)
-    run.write_metrics(report_records(report, run, extractor=OFFLINE, reference=reference,
-                                     weights_sha256=cached_sha256(weights), replicates=replicates))
+    store_report(report, run, extractor=OFFLINE, reference=reference, weights_sha256=cached_sha256(weights),
+                 replicates=replicates)
     return report
 
 
@@ -176,6 +183,6 @@ def ingest_run(results_jsonl: str | Path, run_dir: str | Path, *, replicates: in
     check_geneval_metadata(records, reference)
     K = _images_per_prompt(run, records, index)
     report = summarize(match_results(read_geneval_results(results_jsonl), records, K, run, Path(results_jsonl)))
-    run.write_metrics(report_records(report, run, extractor=REAL, reference=reference,
-                                     weights_sha256=cached_sha256(results_jsonl), replicates=replicates))
+    store_report(report, run, extractor=REAL, reference=reference, weights_sha256=cached_sha256(results_jsonl),
+                 replicates=replicates)
     return report
