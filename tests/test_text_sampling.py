@@ -209,7 +209,9 @@ def test_two_processes_sample_a_text_model_like_one(model_files, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "sgbench.cli", *args(model_files, tmp_path / "two", "-b", "3")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # a child's own one-line error comes before torchrun's long report: show it first
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line and "torch" not in line]
+    assert proc.returncode == 0, "\n".join(errors[:10]) + "\n" + proc.stderr[-2000:]
     assert (tmp_path / "one" / "samples.npz").read_bytes() == (tmp_path / "two" / "samples.npz").read_bytes()
 
 
