@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sgbench.models.config import num_kept
+from sgbench.utils.numerics import PerSampleLinear, per_sample_linear  # noqa: F401  (PerSampleLinear re-exported)
 
 # ----------------------------------------------------------------------------------------------------
 # Token selection
@@ -65,23 +66,7 @@ def sincos_pos_embed(dim: int, grid: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Batch invariance (docs/design.md, "Numerics")
-#
-# A sample's image must not depend on the batch it was drawn in. Per-token layers see B x N rows, and
-# BLAS runs them with one kernel whatever B is; but layers on per-sample vectors (timestep, pooled
-# text, adaLN modulation) see only B rows, and CPU BLAS picks its kernel by the row count: M = 1, 3
-# and 10 sum the products of a row in different orders (measured on AVX-512, AVX2 and the default
-# kernels), so the last bits of c, and rarely a pixel, followed the batch size. The same holds for a
-# 1x1 convolution. So per-sample vectors go through one (1, K) x (K, N) product each, and patches are
-# embedded as a per-token linear: fixed shapes, whatever the batch.
-
-
-class PerSampleLinear(nn.Linear):
-    """nn.Linear on per-sample vectors (B, K) -> (B, N), computed as B products of one row each."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch.bmm(x.unsqueeze(1), self.weight.t().expand(x.shape[0], -1, -1)).squeeze(1)  # (B, N)
-        return y if self.bias is None else y + self.bias.to(y.dtype)  # bf16 under autocast, as nn.Linear
+# Batch invariance: every linear layer is a PerSampleLinear (sgbench.utils.numerics says why)
 
 
 class PatchEmbed(nn.Conv2d):
@@ -95,7 +80,7 @@ class PatchEmbed(nn.Conv2d):
         B, C, H, W = x.shape
         p = self.kernel_size[0]
         patches = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5).reshape(B, (H // p) * (W // p), C * p * p)
-        return F.linear(patches, self.weight.reshape(self.out_channels, -1), self.bias)
+        return per_sample_linear(patches, self.weight.reshape(self.out_channels, -1), self.bias)
 
 
 class TimestepEmbedder(nn.Module):
@@ -132,8 +117,8 @@ class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = PerSampleLinear(dim, 3 * dim)
+        self.proj = PerSampleLinear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, D = x.shape
@@ -148,9 +133,9 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, context_dim: int, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(context_dim, 2 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.q = PerSampleLinear(dim, dim)
+        self.kv = PerSampleLinear(context_dim, 2 * dim)
+        self.proj = PerSampleLinear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, N, D), context: (B, L, C), mask: (B, L) bool -> (B, N, D)."""
@@ -165,8 +150,8 @@ class CrossAttention(nn.Module):
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc1 = PerSampleLinear(dim, hidden)
+        self.fc2 = PerSampleLinear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
@@ -200,7 +185,7 @@ class FinalLayer(nn.Module):
     def __init__(self, dim: int, patch_size: int, out_channels: int, cond_dim: int):
         super().__init__()
         self.norm_final = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(dim, patch_size * patch_size * out_channels)
+        self.linear = PerSampleLinear(dim, patch_size * patch_size * out_channels)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), PerSampleLinear(cond_dim, 2 * dim))
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

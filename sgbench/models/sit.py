@@ -111,7 +111,7 @@ class SiT(nn.Module):
         else:
             self.text_encoder = TextEncoder(cfg.text)
             self.pooled_embedder = nn.Sequential(PerSampleLinear(cfg.text.width, D), nn.SiLU(), PerSampleLinear(D, D))
-            self.context_embedder = nn.Linear(cfg.text.width, D)
+            self.context_embedder = PerSampleLinear(cfg.text.width, D)
             context_dim = D
         grid = cfg.input_size // cfg.patch_size
         self.register_buffer("pos_embed", sincos_pos_embed(D, grid)[None], persistent=False)
@@ -123,7 +123,7 @@ class SiT(nn.Module):
             if m.embed_adaln:
                 self.decoder_embed_norm = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
                 self.decoder_embed_modulation = nn.Sequential(nn.SiLU(), PerSampleLinear(D, 2 * D))
-            self.decoder_embed = nn.Linear(D, width)
+            self.decoder_embed = PerSampleLinear(D, width)
             self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
             self.register_buffer("decoder_pos_embed", sincos_pos_embed(width, grid)[None], persistent=False)
             self.decoder_blocks = nn.ModuleList(

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from sgbench.utils.errors import SgbenchError
+from sgbench.utils.numerics import PerSampleLinear
 
 CACHE_SIZE = 50_000  # prompts whose tower features are kept (a few KB each: only the real tokens)
 
@@ -107,7 +108,7 @@ class OpenClipEmbeddings(nn.Module):
                 f"Expected text max_length <= {self.frozen.tower.context_length} (the context of {config.open_clip_model}) "
                 f"but got {config.max_length}"
             )
-        self.projection = nn.Linear(self.frozen.width, config.width)
+        self.projection = PerSampleLinear(self.frozen.width, config.width)
 
     def forward(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         features, mask = self.frozen.features(prompts, self.max_length, self.projection.weight.device)

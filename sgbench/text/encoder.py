@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sgbench.utils.errors import SgbenchError
+from sgbench.utils.numerics import PerSampleLinear
 
 ENCODERS = ("embedded", "open_clip")  # the single source of the encoder names
 
@@ -98,11 +99,11 @@ class TextLayer(nn.Module):
         super().__init__()
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = PerSampleLinear(dim, 3 * dim)
+        self.proj = PerSampleLinear(dim, dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, int(dim * mlp_ratio))
-        self.fc2 = nn.Linear(int(dim * mlp_ratio), dim)
+        self.fc1 = PerSampleLinear(dim, int(dim * mlp_ratio))
+        self.fc2 = PerSampleLinear(int(dim * mlp_ratio), dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x: (B, L, D), mask: (B, L) bool -> (B, L, D)."""
