@@ -159,6 +159,9 @@ def sample_run(config: SampleConfig, *, progress: bool = True) -> Path:
         run.claim(identity)
     distributed.barrier()
     batches = batches_to_run(config.num, run.done_indices(), config.batch_size)
+    # Every rank lists the work before any rank writes a shard: a rank that listed it after another's first
+    # shard would split a shorter list, leaving a batch to no one (rank 0 then found samples missing).
+    distributed.barrier()
     mine = batches[rank::world]
     todo = sum(len(b) for b in batches)
     t0 = time.time()
