@@ -9,7 +9,7 @@ import pytest
 
 from sgbench.data.animal import CLASS_NAMES
 from sgbench.data.scenes import (
-    BACKGROUND, COLORS, DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, GAP, RELATIONS,
+    BACKGROUND, CAPTION_FAMILIES, COLORS, DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, GAP, RELATIONS,
     caption_vocabulary, connected_parts, describe, relation_components, render_metadata, training_scene,
 )
 from sgbench.utils.errors import SgbenchError
@@ -207,6 +207,29 @@ def test_held_out_captions_never_come_out():
     assert _same(kept[17], training_scene(5, 17, held_out=held_out))
     # a scene whose caption is not held out is the same scene with or without the set
     assert all(_same(p, k) for p, k in zip(plain, kept) if p.caption not in held_out)
+
+
+def test_caption_family_weights_change_how_often_each_family_is_drawn():
+    """data.caption_families: relation captions at weight 3 (the others 1) are 3/9 of scenes; no weights
+    draw the seven families 1/7 each, the stream the earlier models were trained on."""
+    def relations(weights):
+        return sum(" left of " in s.caption or " right of " in s.caption or " above " in s.caption or " below " in s.caption
+                   for s in (training_scene(6, i, family_weights=weights) for i in range(900)))
+
+    assert abs(relations(None) / 900 - 1 / 7) < 0.04
+    assert abs(relations({"position": 3}) / 900 - 3 / 9) < 0.05
+    assert relations({"position": 0}) == 0
+    assert _same(training_scene(6, 3), training_scene(6, 3, family_weights=None))
+
+
+@pytest.mark.parametrize("weights, message", [
+    ({"relations": 3}, r"Unknown caption families \['relations'\]; expected some of single_object, two_object, counting"),
+    ({"position": -1}, "Expected caption family weights >= 0, not all zero"),
+    ({f: 0 for f in CAPTION_FAMILIES}, "Expected caption family weights >= 0, not all zero"),
+])
+def test_bad_caption_family_weights_are_refused(weights, message):
+    with pytest.raises(SgbenchError, match=message):
+        training_scene(6, 0, family_weights=weights)
 
 
 def test_every_vocabulary_word_occurs():

@@ -127,6 +127,30 @@ def test_a_new_model_tells_words_apart_and_starts_text_at_zero():
     assert all(torch.equal(b.cross_attn.proj.weight, torch.zeros_like(b.cross_attn.proj.weight)) for b in model.blocks)
 
 
+def test_start_pooling_is_the_start_tokens_output_which_sees_word_order():
+    """The adaLN condition. "mean": a fresh model's tokens are each word's embedding plus its position's,
+    so their mean is the same for "a cat left of a dog" and "a dog left of a cat" (order reaches it only
+    through what the layers learn). "start": the start token's output, which attends to every word at
+    its position."""
+    order = ["a cat left of a dog", "a dog left of a cat"]
+    torch.manual_seed(0)
+    y = SiT(ROUTED).encode_text(order)
+    torch.testing.assert_close(y.pooled[0], y.pooled[1], rtol=1e-5, atol=1e-5)
+    torch.manual_seed(0)
+    trained = randomised(replace(ROUTED, text=replace(TEXT, pooling="start")))
+    y = trained.encode_text(order)
+    assert torch.equal(y.pooled, y.tokens[:, 0])
+    assert (y.pooled[0] - y.pooled[1]).norm() > 1e-3 * y.pooled[0].norm()
+
+
+def test_text_configs_stored_before_pooling_load_as_mean_pooling_and_unknown_pooling_is_refused():
+    stored = TEXT.to_dict()
+    del stored["pooling"]
+    assert TextConfig.from_dict(stored).pooling == "mean"
+    with pytest.raises(SgbenchError, match="Expected text pooling in mean, start but got 'cls'"):
+        replace(TEXT, pooling="cls")
+
+
 def test_encoding_is_per_prompt_not_per_batch(routed):
     together = routed.encode_text(PROMPTS)
     alone = routed.encode_text(PROMPTS[2:3])

@@ -242,6 +242,9 @@ def test_scene_rendering_workers_train_the_same_weights(tmp_path, style):
         ({"data": {"canvas": 40}}, "Scenes of 40x40x3 do not fit the model's input 32x32x3"),
         ({"data": {"hold_out": "coco"}}, "Unknown data.hold_out 'coco'; expected geneval"),
         ({"data": {"objects": "icons"}}, r"Expected data.objects in silhouettes, glyphs and data.layout in free, grid but got 'icons' and 'grid'"),
+        ({"data": {"caption_families": [3]}}, r"Expected data.caption_families to map families to weights, e.g. \{position: 3\}, but got \[3\]"),
+        ({"data": {"caption_families": {"postion": 3}}}, r"Unknown caption families \['postion'\]; expected some of single_object"),
+        ({"model": {"text": {**TEXT_TINY["model"]["text"], "pooling": "max"}}}, "Expected text pooling in mean, start but got 'max'"),
         ({"train": {"probe_every": -1}}, r"Expected train.probe_every >= 0 \(0: off\) and train.probe_scenes >= 1 but got -1 and 100"),
     ],
 )

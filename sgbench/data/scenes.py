@@ -279,9 +279,30 @@ def _color(rng: random.Random, p: float) -> str | None:
     return rng.choice(tuple(COLORS)) if rng.random() < p else None
 
 
-def _draw_caption(rng: random.Random):
-    """Groups and relation of one training caption: GenEval's six structures and a mixed family, 1/7 each."""
-    family = rng.randrange(7)
+# Training captions' families: GenEval's six task structures and a mixed one, in this order.
+CAPTION_FAMILIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr", "mixed")
+
+
+def check_family_weights(weights: dict[str, float] | None) -> None:
+    """Refuse weights for unknown families or weights that are negative or all zero, naming what is allowed."""
+    if weights is None:
+        return
+    unknown = sorted(set(weights) - set(CAPTION_FAMILIES))
+    if unknown:
+        raise SgbenchError(f"Unknown caption families {unknown}; expected some of {', '.join(CAPTION_FAMILIES)}")
+    if any(not isinstance(w, (int, float)) or w < 0 for w in weights.values()) or not any(
+        weights.get(f, 1.0) > 0 for f in CAPTION_FAMILIES
+    ):
+        raise SgbenchError(f"Expected caption family weights >= 0, not all zero (an unnamed family weighs 1) but got {weights}")
+
+
+def _draw_caption(rng: random.Random, family_weights: dict[str, float] | None = None):
+    """Groups and relation of one training caption: GenEval's six structures and a mixed family, 1/7 each,
+    or in proportion to `family_weights` (an unnamed family weighs 1)."""
+    if family_weights is None:
+        family = rng.randrange(7)  # the default stream, as every earlier model was trained on it
+    else:
+        family = rng.choices(range(7), [family_weights.get(f, 1.0) for f in CAPTION_FAMILIES])[0]
     a, b = rng.sample(CLASS_NAMES, 2)
     if family == 0:  # single_object
         return [(a, 1, None)], None
@@ -313,6 +334,7 @@ def training_scene(
     held_out: frozenset[str] = frozenset(),          # captions never produced (e.g. the GenEval prompts)
     objects: str = DEFAULT_OBJECTS,                  # OBJECT_STYLES
     layout: str = DEFAULT_LAYOUT,                    # LAYOUTS
+    family_weights: dict[str, float] | None = None,  # CAPTION_FAMILIES -> weight (None: 1/7 each)
 ) -> Scene:
     """Training scene `index` of the stream `seed` (silhouettes: `train`); a pure function of its arguments.
 
@@ -322,9 +344,10 @@ def training_scene(
     """
     _check_sizes(canvas, sprite, layout)
     check_style(objects, layout)
+    check_family_weights(family_weights)
     rng = random.Random(f"sgbench-scene:{seed}:{index}")
     for _ in range(1000):
-        groups, relation = _draw_caption(rng)
+        groups, relation = _draw_caption(rng, family_weights)
         prefix = rng.random() < 0.5
         one = not prefix and rng.random() < 0.25
         caption, metadata = describe(groups, relation, prefix=prefix, one=one)

@@ -25,6 +25,10 @@ from sgbench.utils.errors import SgbenchError
 from sgbench.utils.numerics import PerSampleLinear
 
 ENCODERS = ("embedded", "open_clip")  # the single source of the encoder names
+# How B prompts' tokens become one vector per prompt (the adaLN condition): "mean" over the real tokens
+# (the same for "a cat left of a dog" and "a dog left of a cat"), or the "start" token's output, which
+# attends to every word at its position and so can keep word order (as CLIP's end-of-text token).
+POOLINGS = ("mean", "start")
 
 
 @dataclass(frozen=True)
@@ -37,10 +41,13 @@ class TextConfig:
     vocabulary: tuple[str, ...] = ()  # embedded: the words (token ids 2.. in this order)
     open_clip_model: str = ""  # open_clip: architecture, e.g. ViT-B-32
     open_clip_weights: str = ""  # open_clip: local weights file, loaded as pretrained=PATH
+    pooling: str = "mean"  # one of POOLINGS; "mean" for configs stored before the option existed
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise SgbenchError(f"Expected a text encoder in {', '.join(ENCODERS)} but got '{self.encoder}'")
+        if self.pooling not in POOLINGS:
+            raise SgbenchError(f"Expected text pooling in {', '.join(POOLINGS)} but got '{self.pooling}'")
         if self.width % self.heads:
             raise SgbenchError(f"text width {self.width} is not divisible by text heads {self.heads}")
         if self.max_length < 2:
@@ -67,7 +74,7 @@ class TextEmbedding:
 
     tokens: torch.Tensor  # (B, L, D_text), zero at padding
     mask: torch.Tensor  # (B, L) bool, True for real tokens (the start token always)
-    pooled: torch.Tensor  # (B, D_text), the masked mean of the tokens
+    pooled: torch.Tensor  # (B, D_text), the masked mean of the tokens or the start token (TextConfig.pooling)
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
@@ -148,5 +155,5 @@ class TextEncoder(nn.Module):
         # specific rest in proportion (measured: cosine 0.999 between prompts after 300 steps).
         keep = mask.unsqueeze(-1).to(x.dtype)
         x = x * keep
-        pooled = x.sum(1) / keep.sum(1)
+        pooled = x[:, 0] if self.config.pooling == "start" else x.sum(1) / keep.sum(1)
         return TextEmbedding(x, mask, pooled)

@@ -21,7 +21,9 @@ from typing import Any
 
 import yaml
 
-from sgbench.data.scenes import DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, LAYOUTS, OBJECT_STYLES
+from sgbench.data.scenes import (
+    DEFAULT_CANVAS, DEFAULT_LAYOUT, DEFAULT_OBJECTS, DEFAULT_SPRITE, LAYOUTS, OBJECT_STYLES, check_family_weights,
+)
 from sgbench.utils import resources
 from sgbench.utils.errors import SgbenchError
 from sgbench.models.sit import Masking, ModelConfig, Route, preset
@@ -72,6 +74,9 @@ class DataSection:
     objects: str = DEFAULT_OBJECTS  # animal_scenes: how an object is drawn, 'silhouettes' or 'glyphs'
     layout: str = DEFAULT_LAYOUT  # animal_scenes: where objects go, 'free' or 'grid' (2x2 cells)
     hold_out: str | None = None  # animal_scenes: 'geneval' never trains on the embedded GenEval prompts
+    # animal_scenes: weights of the caption families (sgbench.data.scenes.CAPTION_FAMILIES; an unnamed one
+    # weighs 1), e.g. {position: 3}; None draws the seven 1/7 each, as the earlier models were trained
+    caption_families: dict | None = None
     # animal_scenes: processes that render scenes (0: the training process). Rendering is ~1.3 ms a scene
     # on one core, which bounds a GPU run at ~12 steps/s of 64; the scenes are the same for any value.
     workers: int = 0
@@ -231,6 +236,10 @@ def load_train_recipe(path: str | Path, overrides: list[str] = ()) -> TrainRecip
         if recipe.data.objects not in OBJECT_STYLES or recipe.data.layout not in LAYOUTS:
             raise SgbenchError(f"Expected data.objects in {', '.join(OBJECT_STYLES)} and data.layout in {', '.join(LAYOUTS)} "
                                f"but got {recipe.data.objects!r} and {recipe.data.layout!r}")
+        if recipe.data.caption_families is not None and not isinstance(recipe.data.caption_families, dict):
+            raise SgbenchError(f"Expected data.caption_families to map families to weights, e.g. {{position: 3}}, "
+                               f"but got {recipe.data.caption_families!r}")
+        check_family_weights(recipe.data.caption_families)
     if t.precision not in PRECISIONS:
         raise SgbenchError(f"Unknown train.precision '{t.precision}'; expected one of {', '.join(PRECISIONS)}")
     return recipe

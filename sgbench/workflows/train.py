@@ -101,7 +101,7 @@ def scene_batch(
 
     d = recipe.data
     render = partial(training_scene, recipe.train.seed, canvas=d.canvas, sprite=d.sprite, held_out=held_out, objects=d.objects,
-                     layout=d.layout)
+                     layout=d.layout, family_weights=d.caption_families)
     positions = [int(k) for k in positions]
     if pool is None:
         scenes = [render(k) for k in positions]
