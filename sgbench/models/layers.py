@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from sgbench.models.config import num_kept
-from sgbench.utils.numerics import PerSampleLinear, per_sample_linear  # noqa: F401  (PerSampleLinear re-exported)
+from sgbench.utils.numerics import PerSampleLinear, per_sample_linear
 
 # ----------------------------------------------------------------------------------------------------
 # Token selection
