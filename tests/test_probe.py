@@ -64,6 +64,21 @@ def test_a_model_that_ignores_its_text_scores_one_half_and_the_probe_is_determin
     assert first == again and all(0.0 <= v <= 1.0 for v in first.values())
 
 
+def test_the_probe_at_a_fixed_time_scores_every_scene_at_that_time():
+    torch.manual_seed(0)
+    model = SiT(TINY)
+    assert attribute_probe(model, scenes=4, t=0.0) == {a: 0.5 for a in ATTRIBUTES}  # text enters at zero
+    for p in model.parameters():
+        p.data.add_(torch.randn_like(p) * 0.1)
+    seen = []
+    forward = model.forward
+    model.forward = lambda x, t, y: seen.append(t.clone()) or forward(x, t, y)
+    attribute_probe(model, scenes=3, attributes=("class",), t=0.05)
+    assert all(torch.equal(t, torch.full_like(t, 0.05)) for t in seen) and len(seen) == 2
+    with pytest.raises(SgbenchError, match=r"Expected a probe time t in \[0, 1\) \(0 = pure noise\) but got 1.0"):
+        attribute_probe(model, scenes=2, t=1.0)
+
+
 def test_a_class_model_is_refused():
     with pytest.raises(SgbenchError, match="needs a text model"):
         attribute_probe(SiT(preset("Tiny-test")), scenes=2)
@@ -84,6 +99,14 @@ def test_the_probe_command_prints_every_attribute_and_refuses_bad_input(tmp_path
     assert json.loads(r.stdout) == {a: 0.5 for a in ATTRIBUTES}
     bad = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--scenes", "0"])
     assert bad.exit_code == 2 and "Expected --scenes >= 1 but got 0" in bad.output
+    by_t = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--scenes", "2", "--t", "0,0.3", "-f", "json"])
+    assert by_t.exit_code == 0, by_t.output
+    assert json.loads(by_t.stdout) == {"0.0": {a: 0.5 for a in ATTRIBUTES}, "0.3": {a: 0.5 for a in ATTRIBUTES}}
+    shown = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--scenes", "2", "--t", "0.05"])
+    assert shown.exit_code == 0 and "t=0.05" in shown.stdout and "relation" in shown.stdout
+    for value, message in (("0,x", "Expected --t as comma-separated numbers"), ("0.5,1", "Expected --t values in [0, 1)")):
+        bad = CliRunner().invoke(app, ["eval", "probe", "-c", str(tmp_path / "t.safetensors"), "--t", value])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
 
 
 def test_the_probe_draws_the_miniatures_default_scenes_unless_told(monkeypatch, tmp_path):

@@ -67,6 +67,8 @@ def eval_fid(
 
     sgbench eval probe -c runs/train/animal-scenes-routed/snapshots/ema-step1200.safetensors --scenes 100 -f json
 
+    sgbench eval probe -c sgbench/assets/animal-scenes-routed.safetensors --t 0,0.05,0.1,0.3,0.7   # per noise level
+
 Training logs the same probe with `train.probe_every: N` (text recipes), into train_log.jsonl.
 """,
 )
@@ -76,6 +78,7 @@ def eval_probe(
     sprite: Annotated[int, typer.Option("--sprite", help="The scenes' object size in px, as the model was trained (data.sprite)")] = DEFAULT_SPRITE,
     objects: Annotated[str, typer.Option("--objects", help="How the scenes draw objects, as the model was trained (data.objects): silhouettes or glyphs")] = DEFAULT_OBJECTS,
     layout: Annotated[str, typer.Option("--layout", help="Where the scenes put objects, as the model was trained (data.layout): free or grid")] = DEFAULT_LAYOUT,
+    times: Annotated[str | None, typer.Option("--t", help="Comma-separated fixed times in [0, 1) (0 = pure noise), one column each, instead of t uniform in [0.1, 0.9]")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
 ) -> None:
     """Does a text model use each attribute of its caption? The attribute-swap probe: for held-out scenes, how
@@ -85,7 +88,7 @@ def eval_probe(
 
     from sgbench.evaluation.probe import attribute_probe
     from sgbench.models.checkpoint import load_model
-    from sgbench.results.render import probe_table
+    from sgbench.results.render import probe_table, probe_time_table
 
     if fmt not in ("table", "json"):
         raise SgbenchError(f"Expected --format table or json but got '{fmt}'")
@@ -94,7 +97,19 @@ def eval_probe(
     from sgbench.data.scenes import check_style
 
     check_style(objects, layout)
-    scores = attribute_probe(load_model(checkpoint), scenes=scenes, sprite=sprite, objects=objects, layout=layout)
+    model = load_model(checkpoint)
+    if times is not None:
+        try:
+            ts = [float(v) for v in times.split(",")]
+        except ValueError:
+            raise SgbenchError(f"Expected --t as comma-separated numbers in [0, 1), e.g. 0,0.05,0.3, but got '{times}'") from None
+        if not all(0.0 <= v < 1.0 for v in ts):
+            raise SgbenchError(f"Expected --t values in [0, 1) (0 = pure noise) but got '{times}'")
+        by_t = {v: attribute_probe(model, scenes=scenes, sprite=sprite, objects=objects, layout=layout, t=v) for v in ts}
+        typer.echo(json.dumps({str(v): s for v, s in by_t.items()}, indent=2) if fmt == "json"
+                   else probe_time_table(by_t, title=f"Attribute probe by noise level ({checkpoint.name})", scenes=scenes), nl=fmt == "json")
+        return
+    scores = attribute_probe(model, scenes=scenes, sprite=sprite, objects=objects, layout=layout)
     typer.echo(json.dumps(scores, indent=2) if fmt == "json" else probe_table(scores, title=f"Attribute probe ({checkpoint.name})", scenes=scenes),
                nl=fmt == "json")
 

@@ -326,3 +326,12 @@ def probe_table(scores: dict[str, float], *, title: str, scenes: int) -> str:
     caption = (f"{scenes} held-out scenes per attribute, same noise and t for both captions; 0.5 = the attribute is "
                "ignored, 1 = the true caption always denoises better")
     return rich_text(table(title, ["attribute", "true caption better"], rows, caption=caption))
+
+
+def probe_time_table(by_t: dict[float, dict[str, float]], *, title: str, scenes: int) -> str:
+    """`sgbench eval probe --t ...`: the probe at fixed times, one column per t (0 = pure noise)."""
+    attributes = list(next(iter(by_t.values())))
+    rows = [[a, *(f"{scores[a]:.3f}" for scores in by_t.values())] for a in attributes]
+    caption = (f"{scenes} held-out scenes per attribute, every scene at the column's t with the same noise; 0.5 = the "
+               "attribute is ignored at that noise level")
+    return rich_text(table(title, ["attribute", *(f"t={v:g}" for v in by_t)], rows, caption=caption))
