@@ -124,6 +124,34 @@ def test_bad_recipes_fail_before_training(tmp_path, changes, message):
     assert not (tmp_path / "out" / "checkpoint.safetensors").exists()
 
 
+def test_fine_tuning_starts_from_the_init_from_weights_and_resumes_from_its_checkpoint(tmp_path):
+    base = load_train_recipe(write_recipe(tmp_path / "base"))
+    train(base, progress=False)
+    start = str(Path(base.out) / "model.safetensors")
+    # lr 0: the optimiser moves nothing, so the fine-tuned model is the file it started from
+    frozen = load_train_recipe(write_recipe(tmp_path / "frozen", train={"init_from": start, "lr": 0.0, "steps": 2}))
+    train(frozen, progress=False)
+    assert_same(weights(Path(frozen.out)), weights(Path(base.out)))
+    # a killed fine-tuning run resumes from its own checkpoint, not from init_from again
+    straight = load_train_recipe(write_recipe(tmp_path / "a", train={"init_from": start}))
+    train(straight, progress=False)
+    halves = load_train_recipe(write_recipe(tmp_path / "b", train={"init_from": start}))
+    train(halves, progress=False, stop_after=2)
+    train(halves, resume=True, progress=False)
+    assert_same(weights(Path(straight.out)), weights(Path(halves.out)))
+
+
+def test_fine_tuning_refuses_a_model_of_another_architecture(tmp_path):
+    base = load_train_recipe(write_recipe(tmp_path / "base", model={"routes": []}))
+    train(base, progress=False)
+    recipe = load_train_recipe(write_recipe(tmp_path / "ft", train={"init_from": str(Path(base.out) / "model.safetensors")}))
+    with pytest.raises(SgbenchError, match=r"train.init_from: .* another config than this recipe's \(differs in name, routes\)"):
+        train(recipe, progress=False)
+    missing = load_train_recipe(write_recipe(tmp_path / "none", train={"init_from": str(tmp_path / "nope.safetensors")}))
+    with pytest.raises(SgbenchError, match="Checkpoint not found: .*nope.safetensors"):
+        train(missing, progress=False)
+
+
 def test_overrides_and_unknown_sections(tmp_path):
     recipe = load_train_recipe(write_recipe(tmp_path), ["train.steps=7", "model.routes=[[0, 1, 0.25]]"])
     assert recipe.train.steps == 7 and recipe.model.routes == ((0, 1, 0.25),)

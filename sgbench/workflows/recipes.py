@@ -115,6 +115,10 @@ class TrainSection:
     probe_scenes: int = 100
     snapshots: tuple[int, ...] = ()  # steps at which to keep EMA weights (autoguidance guides)
     precision: str = "fp32"  # or "bf16": autocast to bfloat16 (CUDA, and CPUs with bf16 matmuls); weights stay float32
+    # Fine-tuning: start model and EMA from this model file (`sgbench export model`, a training run's
+    # model.safetensors or a shipped asset such as sgbench/assets/animal-scenes-routed.safetensors) instead
+    # of random weights; its config must be the recipe's model. The optimiser starts fresh (with warmup).
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,11 @@ from sgbench.core import seeding
 from sgbench.workflows.recipes import TrainRecipe, TrainSection, recipe_to_dict
 from sgbench.utils.errors import SgbenchError
 from sgbench.core.flow import flow_matching_loss, masked_flow_matching_loss
-from sgbench.models.checkpoint import atomic_save_safetensors, save_model
+from sgbench.models.checkpoint import atomic_save_safetensors, load_model, read_config, save_model
 from sgbench.models.sit import ModelConfig, SiT
 from sgbench.utils.files import atomic_write_text
 from sgbench.utils.progress import Bar
+from sgbench.utils.resources import resolve
 
 # ----------------------------------------------------------------------------------------------------
 # Data
@@ -190,6 +191,21 @@ def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer
     return int(meta["step"])
 
 
+def load_initial_weights(path: str, model: SiT, ema: SiT) -> None:
+    """`train.init_from`: model and EMA start from a model file whose config is the recipe's model."""
+    source = resolve(path)
+    stored = read_config(source)
+    if stored != model.config:
+        differ = sorted(k for k, v in stored.to_dict().items() if model.config.to_dict().get(k) != v)
+        raise SgbenchError(
+            f"train.init_from: {source} holds a model of another config than this recipe's "
+            f"(differs in {', '.join(differ) or 'defaults'}); fine-tuning needs the same architecture"
+        )
+    weights = load_model(source).state_dict()
+    model.load_state_dict(weights)
+    ema.load_state_dict(weights)
+
+
 # ----------------------------------------------------------------------------------------------------
 # The loop
 
@@ -247,6 +263,8 @@ def train(
         if not ckpt_path.exists():
             raise SgbenchError(f"--resume: no checkpoint at {ckpt_path}")
         step = load_checkpoint(ckpt_path, model, ema, opt)
+    elif t_cfg.init_from:
+        load_initial_weights(t_cfg.init_from, model, ema)
     net = model
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
