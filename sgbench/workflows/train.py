@@ -43,7 +43,7 @@ from sgbench.core import seeding
 from sgbench.workflows.recipes import TrainRecipe, TrainSection, recipe_to_dict
 from sgbench.utils.errors import SgbenchError
 from sgbench.core.flow import flow_matching_loss, masked_flow_matching_loss
-from sgbench.models.checkpoint import atomic_save_safetensors, load_model, read_config, save_model
+from sgbench.models.checkpoint import atomic_save_safetensors, load_model, save_model
 from sgbench.models.sit import ModelConfig, SiT
 from sgbench.utils.files import atomic_write_text
 from sgbench.utils.progress import Bar
@@ -194,16 +194,16 @@ def load_checkpoint(path: Path, model: SiT, ema: SiT, opt: torch.optim.Optimizer
 def load_initial_weights(path: str, model: SiT, ema: SiT) -> None:
     """`train.init_from`: model and EMA start from a model file whose config is the recipe's model."""
     source = resolve(path)
-    stored = read_config(source)
-    if stored != model.config:
-        differ = sorted(k for k, v in stored.to_dict().items() if model.config.to_dict().get(k) != v)
+    start = load_model(source)  # one read of the file: its config and its weights
+    if start.config != model.config:
+        ours = model.config.to_dict()
+        differ = sorted(k for k, v in start.config.to_dict().items() if ours.get(k) != v)
         raise SgbenchError(
             f"train.init_from: {source} holds a model of another config than this recipe's "
             f"(differs in {', '.join(differ) or 'defaults'}); fine-tuning needs the same architecture"
         )
-    weights = load_model(source).state_dict()
-    model.load_state_dict(weights)
-    ema.load_state_dict(weights)
+    model.load_state_dict(start.state_dict())
+    ema.load_state_dict(start.state_dict())
 
 
 # ----------------------------------------------------------------------------------------------------
